@@ -1,0 +1,224 @@
+"""Async client for db-api: one pooled connection pool, the service credential, typed answers.
+
+Every upstream failure becomes one of our `errors` types, so routes never see httpx.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from chat_ui.errors import (
+    ChatNotFound,
+    ChatUiError,
+    DatabaseUnavailable,
+    InvalidInput,
+    SignInRequired,
+    TooManyAttempts,
+    UpstreamMisbehaved,
+    UsernameTaken,
+    WrongCredentials,
+)
+from chat_ui.schemas import (
+    ChatDetail,
+    ChatPage,
+    ChatPublic,
+    MessagePublic,
+    MessageStatus,
+    Role,
+    UserPublic,
+)
+
+logger = logging.getLogger(__name__)
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+ErrorByStatus = Mapping[int, type[ChatUiError]]
+
+# db-api answers in milliseconds when healthy; a slow answer means it is in trouble.
+DB_API_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+CHAT_ERRORS: ErrorByStatus = {404: ChatNotFound}
+
+
+def _detail(response: httpx.Response) -> str:
+    """db-api's human message: {"detail": "..."} or FastAPI's 422 list form."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return ""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        return "; ".join(str(item.get("msg", "")) for item in detail if isinstance(item, dict))
+    return ""
+
+
+class DbClient:
+    """db-api, as seen by chat-ui: methods named after what the pages need."""
+
+    def __init__(self, base_url: str, *, service_token: str) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=DB_API_TIMEOUT,
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            headers={"Authorization": f"Bearer {service_token}"},
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # Users
+
+    async def create_user(self, *, username: str, password: str) -> UserPublic:
+        response = await self._request(
+            "POST",
+            "/users",
+            json={"username": username, "password": password},
+            errors={409: UsernameTaken},
+        )
+        return self._parse(UserPublic, response)
+
+    async def verify_user(self, *, username: str, password: str) -> UserPublic:
+        response = await self._request(
+            "POST",
+            "/users/verify",
+            json={"username": username, "password": password},
+            errors={401: WrongCredentials},
+        )
+        return self._parse(UserPublic, response)
+
+    async def get_user(self, user_id: uuid.UUID) -> UserPublic:
+        """The acting user; a deleted user means the session outlived its account."""
+        response = await self._request(
+            "GET", "/users/me", user_id=user_id, errors={404: SignInRequired}
+        )
+        return self._parse(UserPublic, response)
+
+    # Chats
+
+    async def list_chats(self, user_id: uuid.UUID, *, limit: int = 50) -> list[ChatPublic]:
+        response = await self._request(
+            "GET", "/chats", user_id=user_id, params={"limit": limit, "offset": 0}
+        )
+        return self._parse(ChatPage, response).items
+
+    async def create_chat(self, user_id: uuid.UUID, *, title: str) -> ChatPublic:
+        response = await self._request("POST", "/chats", user_id=user_id, json={"title": title})
+        return self._parse(ChatPublic, response)
+
+    async def get_chat(self, user_id: uuid.UUID, chat_id: uuid.UUID) -> ChatDetail:
+        response = await self._request(
+            "GET", f"/chats/{chat_id}", user_id=user_id, errors=CHAT_ERRORS
+        )
+        return self._parse(ChatDetail, response)
+
+    async def rename_chat(self, user_id: uuid.UUID, chat_id: uuid.UUID, *, title: str) -> None:
+        await self._request(
+            "PATCH", f"/chats/{chat_id}", user_id=user_id, json={"title": title}, errors=CHAT_ERRORS
+        )
+
+    async def add_message(
+        self,
+        user_id: uuid.UUID,
+        chat_id: uuid.UUID,
+        *,
+        role: Role,
+        content: str,
+        status: MessageStatus = "complete",
+    ) -> MessagePublic:
+        response = await self._request(
+            "POST",
+            f"/chats/{chat_id}/messages",
+            user_id=user_id,
+            json={"role": role, "content": content, "status": status},
+            errors=CHAT_ERRORS,
+        )
+        return self._parse(MessagePublic, response)
+
+    async def update_message(
+        self,
+        user_id: uuid.UUID,
+        chat_id: uuid.UUID,
+        message_id: int,
+        *,
+        content: str | None = None,
+        status: MessageStatus | None = None,
+    ) -> MessagePublic:
+        changes: dict[str, str] = {}
+        if content is not None:
+            changes["content"] = content
+        if status is not None:
+            changes["status"] = status
+        response = await self._request(
+            "PATCH",
+            f"/chats/{chat_id}/messages/{message_id}",
+            user_id=user_id,
+            json=changes,
+            errors=CHAT_ERRORS,
+        )
+        return self._parse(MessagePublic, response)
+
+    # Health
+
+    async def is_ready(self) -> bool:
+        try:
+            response = await self._http.get("/health/ready")
+        except httpx.HTTPError:
+            return False
+        return response.status_code == httpx.codes.OK
+
+    # Plumbing
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        user_id: uuid.UUID | None = None,
+        json: Any = None,
+        params: Mapping[str, int | str] | None = None,
+        errors: ErrorByStatus | None = None,
+    ) -> httpx.Response:
+        headers = {"X-User-Id": str(user_id)} if user_id is not None else None
+        try:
+            response = await self._http.request(
+                method, path, json=json, params=params, headers=headers
+            )
+        except httpx.TransportError as error:
+            logger.warning("db-api unreachable: %s %s: %r", method, path, error)
+            raise DatabaseUnavailable() from error
+        if response.is_success:
+            return response
+        status = response.status_code
+        mapped = (errors or {}).get(status)
+        if mapped is SignInRequired:
+            raise SignInRequired(expired=True)
+        if mapped is not None:
+            raise mapped()
+        if status == httpx.codes.TOO_MANY_REQUESTS:
+            raise TooManyAttempts(_retry_after(response))
+        if status == httpx.codes.UNPROCESSABLE_ENTITY:
+            raise InvalidInput(_detail(response) or None)
+        if status in (httpx.codes.SERVICE_UNAVAILABLE, httpx.codes.BAD_GATEWAY):
+            raise DatabaseUnavailable()
+        logger.error("db-api answered %s to %s %s: %s", status, method, path, response.text[:500])
+        raise UpstreamMisbehaved()
+
+    @staticmethod
+    def _parse(model: type[ModelT], response: httpx.Response) -> ModelT:
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as error:
+            logger.error("db-api answered an unexpected shape for %s: %s", model.__name__, error)
+            raise UpstreamMisbehaved() from error
+
+
+def _retry_after(response: httpx.Response) -> int:
+    try:
+        return max(1, int(response.headers.get("Retry-After", "")))
+    except ValueError:
+        return 60

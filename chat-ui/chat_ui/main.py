@@ -1,0 +1,94 @@
+"""The chat-ui application: middleware, routers, exception handlers and the upstream clients."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from chat_ui.config import get_settings
+from chat_ui.db_client import DbClient
+from chat_ui.errors import ChatUiError, PageNotFound, SignInRequired
+from chat_ui.lm_client import LmClient
+from chat_ui.pages import STATIC_DIR, render, see_other
+from chat_ui.routes import auth, chats, health
+from chat_ui.security import SecurityHeadersMiddleware
+from chat_ui.sessions import SESSION_COOKIE
+
+logger = logging.getLogger("chat_ui")
+
+settings = get_settings()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.state.settings = settings
+    app.state.db_client = DbClient(settings.db_api_url, service_token=settings.service_token)
+    app.state.lm_client = LmClient(settings.lm_api_url, timeout_seconds=settings.lm_timeout_seconds)
+    try:
+        yield
+    finally:
+        await app.state.db_client.aclose()
+        await app.state.lm_client.aclose()
+
+
+app = FastAPI(title="chat-ui", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+app.add_middleware(
+    SessionMiddleware,
+    secret_key=settings.session_secret,
+    session_cookie=SESSION_COOKIE,
+    max_age=settings.session_max_age_seconds,
+    same_site="lax",
+    https_only=settings.cookie_secure,
+)
+app.add_middleware(SecurityHeadersMiddleware)
+
+app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+app.include_router(health.router)
+app.include_router(auth.router)
+app.include_router(chats.router)
+
+
+def error_page(request: Request, error: ChatUiError) -> Response:
+    return render(request, "error.html", {"error": error}, status_code=error.status_code)
+
+
+@app.exception_handler(SignInRequired)
+async def redirect_to_sign_in(request: Request, error: SignInRequired) -> Response:
+    return see_other(auth.login_url(next_path=error.next_path, expired=error.expired))
+
+
+@app.exception_handler(ChatUiError)
+async def show_error_page(request: Request, error: ChatUiError) -> Response:
+    return error_page(request, error)
+
+
+@app.exception_handler(StarletteHTTPException)
+async def show_http_error_page(request: Request, error: StarletteHTTPException) -> Response:
+    if error.status_code == 404:
+        return error_page(request, PageNotFound())
+    page_error = ChatUiError("That request did not work. Go back and try again.")
+    page_error.status_code = error.status_code
+    return error_page(request, page_error)
+
+
+@app.exception_handler(RequestValidationError)
+async def show_validation_error_page(request: Request, error: RequestValidationError) -> Response:
+    # A malformed id in the URL is simply a page that does not exist.
+    if any(detail.get("loc", ("",))[0] == "path" for detail in error.errors()):
+        return error_page(request, PageNotFound())
+    return error_page(request, ChatUiError("That form was incomplete. Go back and try again."))
+
+
+@app.exception_handler(Exception)
+async def show_server_error_page(request: Request, error: Exception) -> Response:
+    logger.exception("Unhandled error on %s %s", request.method, request.url.path)
+    return error_page(request, ChatUiError())

@@ -1,0 +1,68 @@
+"""Rendering pages: the Jinja2 environment (autoescaped), its filters and the shared context."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.templating import Jinja2Templates
+
+from chat_ui.sessions import csrf_token, session_user
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def short_date(moment: datetime, now: datetime | None = None) -> str:
+    """ "14:05" today, "Mon" this week, "3 Mar" this year, else "3 Mar 2024" (UTC)."""
+    now = now or datetime.now(UTC)
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    age = now - moment
+    if moment.date() == now.date():
+        return moment.strftime("%H:%M")
+    if age.days < 7:
+        return moment.strftime("%a")
+    if moment.year == now.year:
+        return f"{moment.day} {moment.strftime('%b')}"
+    return f"{moment.day} {moment.strftime('%b %Y')}"
+
+
+def _shared_context(request: Request) -> dict[str, Any]:
+    settings = request.app.state.settings
+    if "session" not in request.scope:
+        # The last-resort 500 handler runs outside the session middleware.
+        return {"csrf_token": "", "current_user": None, "max_message_chars": 0}
+    return {
+        "csrf_token": csrf_token(request),
+        "current_user": session_user(request),
+        "max_message_chars": settings.max_message_chars,
+    }
+
+
+_environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_environment.filters["short_date"] = short_date
+templates = Jinja2Templates(env=_environment, context_processors=[_shared_context])
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
+    return templates.TemplateResponse(request, template, context or {}, status_code=status_code)
+
+
+def see_other(path: str) -> RedirectResponse:
+    """Redirect after a POST (or to sign in); always a relative URL, so proxies need no care."""
+    return RedirectResponse(path, status_code=303)

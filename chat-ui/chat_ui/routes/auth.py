@@ -1,0 +1,115 @@
+"""Sign-up, sign-in and sign-out pages. db-api hashes and checks passwords; we never keep them."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from chat_ui.deps import DbDep, check_csrf
+from chat_ui.errors import SESSION_EXPIRED_MESSAGE, ChatUiError, InvalidInput
+from chat_ui.pages import render, see_other
+from chat_ui.security import safe_next_path
+from chat_ui.sessions import session_user, sign_in, sign_out
+
+router = APIRouter(tags=["auth"])
+
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,32}")
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+
+FormText = Annotated[str, Form()]
+
+
+def login_url(*, next_path: str | None = None, expired: bool = False) -> str:
+    query = {}
+    if next_path and safe_next_path(next_path) == next_path:
+        query["next"] = next_path
+    if expired:
+        query["reason"] = "expired"
+    return "/login" + (f"?{urlencode(query)}" if query else "")
+
+
+def validate_signup(username: str, password: str, password_confirm: str) -> None:
+    """The same limits as db-api, checked here so the page can say what to fix."""
+    if not USERNAME_PATTERN.fullmatch(username):
+        raise InvalidInput(
+            "Usernames are 3 to 32 characters: letters, digits, dot, dash or underscore."
+        )
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise InvalidInput(f"Passwords are {PASSWORD_MIN} to {PASSWORD_MAX} characters long.")
+    if password != password_confirm:
+        raise InvalidInput("The two passwords do not match.")
+
+
+@router.get("/signup", response_class=HTMLResponse, summary="Sign-up page")
+async def signup_page(request: Request) -> Response:
+    if session_user(request) is not None:
+        return see_other("/chats")
+    return render(request, "signup.html", {"username": ""})
+
+
+@router.post("/signup", response_class=HTMLResponse, summary="Create an account")
+async def sign_up(
+    request: Request,
+    db: DbDep,
+    username: FormText = "",
+    password: FormText = "",
+    password_confirm: FormText = "",
+    csrf_token: FormText = "",
+) -> Response:
+    username = username.strip()
+    try:
+        check_csrf(request, csrf_token)
+        validate_signup(username, password, password_confirm)
+        user = await db.create_user(username=username, password=password)
+    except ChatUiError as error:
+        context = {"username": username, "error": error.message}
+        return render(request, "signup.html", context, status_code=error.status_code)
+    sign_in(request, user)
+    return see_other("/chats")
+
+
+@router.get("/login", response_class=HTMLResponse, summary="Sign-in page")
+async def login_page(request: Request, next: str = "", reason: str = "") -> Response:
+    if session_user(request) is not None:
+        return see_other(safe_next_path(next))
+    context = {
+        "username": "",
+        "next": safe_next_path(next) if next else "",
+        "notice": SESSION_EXPIRED_MESSAGE if reason == "expired" else None,
+    }
+    return render(request, "login.html", context)
+
+
+@router.post("/login", response_class=HTMLResponse, summary="Sign in")
+async def log_in(
+    request: Request,
+    db: DbDep,
+    username: FormText = "",
+    password: FormText = "",
+    next: FormText = "",
+    csrf_token: FormText = "",
+) -> Response:
+    username = username.strip()
+    try:
+        check_csrf(request, csrf_token)
+        if not username or not password:
+            raise InvalidInput("Enter your username and password.")
+        user = await db.verify_user(username=username, password=password)
+    except ChatUiError as error:
+        context = {"username": username, "next": next, "error": error.message}
+        return render(request, "login.html", context, status_code=error.status_code)
+    sign_in(request, user)
+    return see_other(safe_next_path(next))
+
+
+@router.post("/logout", summary="Sign out")
+async def log_out(request: Request, csrf_token: FormText = "") -> RedirectResponse:
+    # Someone already signed out (or expired) has nothing to protect; just show sign-in.
+    if session_user(request) is not None:
+        check_csrf(request, csrf_token)
+    sign_out(request)
+    return see_other("/login")

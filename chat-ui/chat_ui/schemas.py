@@ -1,0 +1,51 @@
+"""The shapes db-api answers with (its v1 contract), parsed into typed objects."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Role = Literal["system", "user", "assistant"]
+MessageStatus = Literal["complete", "generating", "stopped", "error"]
+
+
+class _Upstream(BaseModel):
+    # Tolerate fields db-api may add later; we only rely on the documented ones.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class UserPublic(_Upstream):
+    id: uuid.UUID
+    username: str
+    created_at: datetime
+
+
+class ChatPublic(_Upstream):
+    id: uuid.UUID
+    title: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class MessagePublic(_Upstream):
+    id: int
+    chat_id: uuid.UUID
+    role: Role
+    content: str
+    status: MessageStatus
+    created_at: datetime
+    updated_at: datetime
+
+
+class ChatDetail(ChatPublic):
+    messages: list[MessagePublic]
+
+
+class ChatPage(_Upstream):
+    items: list[ChatPublic]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,82 @@
+"""What chat-ui keeps in the signed session cookie, and the helpers that change it.
+
+The cookie (Starlette's SessionMiddleware, itsdangerous-signed) holds the user's id
+and name, the CSRF token, and at most one one-shot notice for the next page.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from chat_ui.schemas import UserPublic
+from chat_ui.security import new_csrf_token
+
+SESSION_COOKIE = "chat_session"
+_USER_ID = "user_id"
+_USERNAME = "username"
+_CSRF = "csrf_token"
+_NOTICE = "notice"
+
+
+@dataclass(frozen=True)
+class SessionUser:
+    id: uuid.UUID
+    username: str
+
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token, created on first use (also for signed-out visitors)."""
+    token = request.session.get(_CSRF)
+    if not isinstance(token, str) or not token:
+        token = new_csrf_token()
+        request.session[_CSRF] = token
+    return token
+
+
+def expected_csrf_token(request: Request) -> str | None:
+    token = request.session.get(_CSRF)
+    return token if isinstance(token, str) else None
+
+
+def session_user(request: Request) -> SessionUser | None:
+    user_id, username = request.session.get(_USER_ID), request.session.get(_USERNAME)
+    if not isinstance(user_id, str) or not isinstance(username, str):
+        return None
+    try:
+        return SessionUser(id=uuid.UUID(user_id), username=username)
+    except ValueError:
+        return None
+
+
+def session_expired(request: Request) -> bool:
+    """A cookie came in but carried no valid session: too old or signed with another key."""
+    return SESSION_COOKIE in request.cookies and not request.session
+
+
+def sign_in(request: Request, user: UserPublic) -> None:
+    """Start a fresh session so nothing from before sign-in (e.g. its CSRF token) survives."""
+    request.session.clear()
+    request.session[_USER_ID] = str(user.id)
+    request.session[_USERNAME] = user.username
+    request.session[_CSRF] = new_csrf_token()
+
+
+def sign_out(request: Request) -> None:
+    request.session.clear()
+
+
+def set_notice(request: Request, *, chat_id: uuid.UUID, message: str) -> None:
+    """A message for the next view of one chat (after the POST-redirect-GET)."""
+    request.session[_NOTICE] = {"chat_id": str(chat_id), "message": message}
+
+
+def pop_notice(request: Request, *, chat_id: uuid.UUID) -> str | None:
+    notice = request.session.get(_NOTICE)
+    if not isinstance(notice, dict) or notice.get("chat_id") != str(chat_id):
+        return None
+    request.session.pop(_NOTICE)
+    message = notice.get("message")
+    return message if isinstance(message, str) else None

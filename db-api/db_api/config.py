@@ -1,0 +1,86 @@
+"""db-api settings: every environment variable the service reads, typed and checked at start-up."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import URL
+
+logger = logging.getLogger(__name__)
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme"})
+MIN_SERVICE_TOKEN_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """Configuration of db-api, read from the environment (names are case-insensitive)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    app_env: Literal["development", "production"] = Field(
+        default="development", description="`production` refuses placeholder secrets at start-up."
+    )
+    postgres_host: str = Field(default="127.0.0.1", description="PostgreSQL host name or address.")
+    postgres_port: int = Field(default=54329, ge=1, le=65535, description="PostgreSQL TCP port.")
+    postgres_user: str = Field(default="chat", description="PostgreSQL role db-api connects as.")
+    postgres_password: SecretStr = Field(
+        default=SecretStr("changeme"), description="Password of `POSTGRES_USER`."
+    )
+    postgres_db: str = Field(default="chat", description="Database holding the app's tables.")
+    service_token: SecretStr = Field(
+        default=SecretStr("changeme"),
+        description="Shared secret callers present as `Authorization: Bearer ...`.",
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Consecutive failed logins before an account is locked."
+    )
+    login_lock_seconds: int = Field(
+        default=60, ge=1, description="How long a locked account answers 429 to logins."
+    )
+
+    @model_validator(mode="after")
+    def refuse_placeholder_secrets(self) -> Self:
+        problems = self.placeholder_secret_problems()
+        if not problems:
+            return self
+        summary = "; ".join(problems)
+        if self.app_env == "production":
+            raise ValueError(
+                f"APP_ENV=production refuses placeholder secrets: {summary}. "
+                "Set real values in the environment before starting db-api."
+            )
+        logger.warning("Placeholder secrets in use (acceptable only in development): %s", summary)
+        return self
+
+    def placeholder_secret_problems(self) -> list[str]:
+        """Human descriptions of every secret that is still a placeholder."""
+        problems: list[str] = []
+        token = self.service_token.get_secret_value()
+        if token in PLACEHOLDER_SECRETS:
+            problems.append("SERVICE_TOKEN is empty or 'changeme'")
+        elif len(token) < MIN_SERVICE_TOKEN_LENGTH:
+            problems.append(f"SERVICE_TOKEN is shorter than {MIN_SERVICE_TOKEN_LENGTH} characters")
+        if self.postgres_password.get_secret_value() in PLACEHOLDER_SECRETS:
+            problems.append("POSTGRES_PASSWORD is empty or 'changeme'")
+        return problems
+
+    @property
+    def database_url(self) -> URL:
+        return URL.create(
+            "postgresql+psycopg2",
+            username=self.postgres_user,
+            password=self.postgres_password.get_secret_value(),
+            host=self.postgres_host,
+            port=self.postgres_port,
+            database=self.postgres_db,
+        )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,48 @@
+"""Dependencies routes declare by type: the database session, the caller and the acting user."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Header
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from db_api.config import Settings, get_settings
+from db_api.db import get_session
+from db_api.errors import InvalidServiceTokenError
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+# auto_error=False: a missing header must answer 401 like a wrong one, not FastAPI's 403.
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ServiceToken",
+    description="The shared `SERVICE_TOKEN`, sent as `Authorization: Bearer <token>`.",
+)
+
+
+def require_service_token(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    if credentials is None:
+        raise InvalidServiceTokenError()
+    expected = settings.service_token.get_secret_value().encode()
+    # Constant-time comparison, on bytes so non-ASCII input cannot raise.
+    if not hmac.compare_digest(credentials.credentials.encode(), expected):
+        raise InvalidServiceTokenError()
+
+
+ServiceAuth = Depends(require_service_token)
+
+CurrentUserId = Annotated[
+    uuid.UUID,
+    Header(
+        alias="X-User-Id",
+        description="The acting user; every chat query is limited to this user's data.",
+    ),
+]

@@ -1,0 +1,133 @@
+"""Every failure a caller can act on, with its HTTP status and human message, in one place."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+logger = logging.getLogger(__name__)
+
+DATABASE_UNAVAILABLE = "Database unavailable"
+
+
+class AppError(Exception):
+    """Base of the expected failures; subclasses set the status and the message."""
+
+    status_code: ClassVar[int] = 400
+    detail: ClassVar[str] = "Bad request"
+
+    def headers(self) -> dict[str, str] | None:
+        return None
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": self.detail}
+
+
+class InvalidServiceTokenError(AppError):
+    status_code = 401
+    detail = "Missing or invalid service token"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class InvalidCredentialsError(AppError):
+    status_code = 401
+    detail = "Wrong username or password"
+
+
+class UsernameTakenError(AppError):
+    status_code = 409
+    detail = "Username is already taken"
+
+
+class UserNotFoundError(AppError):
+    status_code = 404
+    detail = "User not found"
+
+
+class ChatNotFoundError(AppError):
+    status_code = 404
+    detail = "Chat not found"
+
+
+class MessageNotFoundError(AppError):
+    status_code = 404
+    detail = "Message not found"
+
+
+class EmptyMessageContentError(AppError):
+    """Raised when an update would leave a finished message without text."""
+
+    status_code = 422
+    detail = "content must not be empty (only an unfinished assistant reply may be empty)"
+
+    def body(self) -> dict[str, Any]:
+        # Same list shape as FastAPI's own validation errors, so callers parse one format.
+        return {"detail": [{"type": "value_error", "loc": ["body", "content"], "msg": self.detail}]}
+
+
+class TooManyLoginFailuresError(AppError):
+    status_code = 429
+    detail = "Too many failed logins; try again later"
+
+    def __init__(self, retry_after_seconds: float) -> None:
+        super().__init__(self.detail)
+        # Round up so a client that waits exactly this long is never early.
+        self.retry_after_seconds = max(1, math.ceil(retry_after_seconds))
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class DatabaseUnavailableError(AppError):
+    status_code = 503
+    detail = DATABASE_UNAVAILABLE
+
+
+def _app_error_response(error: AppError) -> JSONResponse:
+    return JSONResponse(
+        status_code=error.status_code, content=error.body(), headers=error.headers()
+    )
+
+
+async def handle_app_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, AppError)
+    return _app_error_response(error)
+
+
+async def handle_database_error(_request: Request, error: Exception) -> JSONResponse:
+    """Lost or refused connections become 503; anything else is a bug, logged, and a plain 500."""
+    assert isinstance(error, DBAPIError)
+    if isinstance(error, OperationalError | InterfaceError) or error.connection_invalidated:
+        logger.warning("Database unavailable: %s", error.orig)
+        return _app_error_response(DatabaseUnavailableError())
+    logger.error("Unexpected database error", exc_info=error)
+    return JSONResponse(status_code=500, content={"detail": "Unexpected database error"})
+
+
+class AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped, so echoing invalid text (lone surrogates) cannot fail."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
+async def handle_validation_error(_request: Request, error: Exception) -> JSONResponse:
+    """FastAPI's own 422 body, but safe to encode whatever input the caller sent."""
+    assert isinstance(error, RequestValidationError)
+    return AsciiJSONResponse(status_code=422, content={"detail": jsonable_encoder(error.errors())})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(AppError, handle_app_error)
+    app.add_exception_handler(DBAPIError, handle_database_error)

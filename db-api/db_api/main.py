@@ -1,0 +1,56 @@
+"""The db-api application: settings check, routers and error handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from db_api.config import get_settings
+from db_api.db import get_engine
+from db_api.errors import install_error_handlers
+from db_api.routes import chats, health, messages, users
+
+DESCRIPTION = """
+Stores users, chats and messages for the chat app in PostgreSQL.
+
+Every route except `/health/*` needs `Authorization: Bearer <SERVICE_TOKEN>`.
+Routes under `/chats` also need `X-User-Id: <uuid>`, the acting user: another
+user's chat answers 404 exactly like a missing one. Errors are
+`{"detail": "human message"}`; 422 keeps FastAPI's list of problems. While
+PostgreSQL is unreachable every route answers 503 `{"detail": "Database unavailable"}`.
+"""
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    # Reading the settings here makes a misconfigured service refuse to start.
+    get_settings()
+    yield
+    get_engine().dispose()
+
+
+def operation_id_from_name(route: APIRoute) -> str:
+    """`create_user` rather than FastAPI's `create_user_users_post`."""
+    return route.name
+
+
+app = FastAPI(
+    title="db-api",
+    version="1.0.0",
+    summary="Users, chats and messages of the chat app.",
+    description=DESCRIPTION,
+    lifespan=lifespan,
+    generate_unique_id_function=operation_id_from_name,
+    openapi_tags=[
+        {"name": "users", "description": "Accounts and password checks."},
+        {"name": "chats", "description": "The acting user's chats."},
+        {"name": "messages", "description": "Messages inside a chat."},
+        {"name": "health", "description": "Probes; no token needed."},
+    ],
+)
+install_error_handlers(app)
+for router in (users.router, chats.router, messages.router, health.router):
+    app.include_router(router)

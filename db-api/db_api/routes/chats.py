@@ -1,0 +1,108 @@
+"""Chats of the acting user: list, create, read with messages, rename, delete."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from db_api import crud
+from db_api.deps import CurrentUserId, ServiceAuth, SessionDep
+from db_api.schemas import (
+    DEFAULT_CHAT_TITLE,
+    ChatCreate,
+    ChatDetail,
+    ChatPage,
+    ChatPublic,
+    ChatUpdate,
+    ErrorDetail,
+    MessagePublic,
+)
+
+router = APIRouter(
+    prefix="/chats",
+    tags=["chats"],
+    dependencies=[ServiceAuth],
+    responses={401: {"model": ErrorDetail, "description": "Missing or invalid service token"}},
+)
+
+ChatId = Annotated[uuid.UUID, Path(description="The chat's id.")]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorDetail, "description": "No such chat for this user"}
+}
+
+# PostgreSQL's OFFSET is a bigint; a bound far below it keeps absurd values a 422.
+MAX_OFFSET = 1_000_000_000
+
+
+@router.get(
+    "",
+    summary="List the acting user's chats",
+    description="Most recently active (`updated_at`) first, one page at a time.",
+)
+def list_chats(
+    user_id: CurrentUserId,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1 to 100.")] = 20,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Chats to skip.")] = 0,
+) -> ChatPage:
+    chats, total = crud.list_chats(session, owner_id=user_id, limit=limit, offset=offset)
+    return ChatPage(
+        items=[ChatPublic.model_validate(chat) for chat in chats],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Start a chat",
+    description=f'Creates an empty chat; without a title it is called "{DEFAULT_CHAT_TITLE}".',
+    responses={404: {"model": ErrorDetail, "description": "Unknown user"}},
+)
+def create_chat(body: ChatCreate, user_id: CurrentUserId, session: SessionDep) -> ChatPublic:
+    chat = crud.create_chat(session, owner_id=user_id, title=body.title or DEFAULT_CHAT_TITLE)
+    return ChatPublic.model_validate(chat)
+
+
+@router.get(
+    "/{chat_id}",
+    summary="Get a chat with its messages",
+    description="The chat and all of its messages in the order they were added.",
+    responses=NOT_FOUND,
+)
+def get_chat(chat_id: ChatId, user_id: CurrentUserId, session: SessionDep) -> ChatDetail:
+    chat = crud.get_chat(session, owner_id=user_id, chat_id=chat_id)
+    messages = crud.list_messages(session, chat_id=chat.id)
+    return ChatDetail(
+        **ChatPublic.model_validate(chat).model_dump(),
+        messages=[MessagePublic.model_validate(message) for message in messages],
+    )
+
+
+@router.patch(
+    "/{chat_id}",
+    summary="Rename a chat",
+    description="Sets a new title (trimmed, 1 to 200 characters).",
+    responses=NOT_FOUND,
+)
+def rename_chat(
+    chat_id: ChatId, body: ChatUpdate, user_id: CurrentUserId, session: SessionDep
+) -> ChatPublic:
+    chat = crud.rename_chat(session, owner_id=user_id, chat_id=chat_id, title=body.title)
+    return ChatPublic.model_validate(chat)
+
+
+@router.delete(
+    "/{chat_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a chat",
+    description="Deletes the chat and all of its messages.",
+    responses=NOT_FOUND,
+)
+def delete_chat(chat_id: ChatId, user_id: CurrentUserId, session: SessionDep) -> Response:
+    crud.delete_chat(session, owner_id=user_id, chat_id=chat_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,27 @@
+"""Fixtures for the chat-ui integration tests: a signed-out and a signed-in browser."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.chat_ui.forms import Browser
+from tests.support.chat_ui import ChatUiServer
+
+
+@pytest.fixture
+def browser(chat_ui: ChatUiServer) -> Iterator[Browser]:
+    """A signed-out browser on the session's chat-ui."""
+    client = Browser(chat_ui.url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def signed_in(browser: Browser) -> Browser:
+    """A browser with a freshly signed-up user."""
+    browser.sign_up()
+    return browser

@@ -1,0 +1,84 @@
+"""Repeated wrong passwords lock an account for a while (429 with Retry-After)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.db_api import DbApiServer, start_db_api
+from tests.support.factories import DEFAULT_PASSWORD, auth_headers, create_user
+from tests.support.postgres import PostgresCluster
+from tests.support.processes import free_port
+
+MAX_FAILURES = 3
+LOCK_SECONDS = 2
+
+
+@pytest.fixture(scope="module")
+def strict_db_api(postgres: PostgresCluster) -> Iterator[DbApiServer]:
+    """A second db-api that locks after few failures, for a short time."""
+    database = "db_api_throttling"
+    database_url = postgres.create_database(database)
+    token = secrets.token_urlsafe(32)
+    port = free_port()
+    process = start_db_api(
+        postgres=postgres,
+        database=database,
+        port=port,
+        service_token=token,
+        extra_env={
+            "LOGIN_MAX_FAILURES": str(MAX_FAILURES),
+            "LOGIN_LOCK_SECONDS": str(LOCK_SECONDS),
+        },
+    )
+    try:
+        yield DbApiServer(f"http://127.0.0.1:{port}", token, process, database_url)
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def strict_client(strict_db_api: DbApiServer) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=strict_db_api.url, headers=auth_headers(strict_db_api.service_token)
+    ) as client:
+        yield client
+
+
+def _verify(client: httpx.Client, username: str, password: str) -> httpx.Response:
+    return client.post("/users/verify", json={"username": username, "password": password})
+
+
+def test_account_locks_after_max_failures_then_recovers(strict_client: httpx.Client) -> None:
+    user = create_user(strict_client)
+    for _ in range(MAX_FAILURES):
+        assert _verify(strict_client, user["username"], "wrong password").status_code == 401
+
+    locked = _verify(strict_client, user["username"], DEFAULT_PASSWORD)
+    assert locked.status_code == 429
+    assert locked.json() == {"detail": "Too many failed logins; try again later"}
+    assert 1 <= int(locked.headers["Retry-After"]) <= LOCK_SECONDS
+
+    time.sleep(int(locked.headers["Retry-After"]))
+    assert _verify(strict_client, user["username"], DEFAULT_PASSWORD).status_code == 200
+
+
+def test_success_resets_the_failure_count(strict_client: httpx.Client) -> None:
+    user = create_user(strict_client)
+    for _ in range(3):
+        for _ in range(MAX_FAILURES - 1):
+            assert _verify(strict_client, user["username"], "wrong password").status_code == 401
+        assert _verify(strict_client, user["username"], DEFAULT_PASSWORD).status_code == 200
+
+
+def test_default_lock_answers_retry_after_in_seconds(db_api_client: httpx.Client) -> None:
+    user = create_user(db_api_client)
+    for _ in range(5):
+        assert _verify(db_api_client, user["username"], "wrong password").status_code == 401
+    locked = _verify(db_api_client, user["username"], "wrong password")
+    assert locked.status_code == 429
+    assert 1 <= int(locked.headers["Retry-After"]) <= 60

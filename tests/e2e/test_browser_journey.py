@@ -1,0 +1,129 @@
+"""The whole stack through nginx, driven by headless Chromium like a person would."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.support.browser import OpenTab, save_screenshot
+from tests.support.factories import unique_username
+from tests.support.nginx import NginxServer
+
+PASSWORD = "correct horse battery staple"
+QUESTION = "What is the capital of France? Answer in one short sentence."
+
+
+def sign_up(page: Page, base_url: str, username: str) -> None:
+    page.goto(f"{base_url}/signup")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Repeat password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_url(re.compile(r"/chats"))
+
+
+def sign_in(page: Page, base_url: str, username: str) -> None:
+    page.goto(f"{base_url}/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/chats"))
+
+
+def send_message(page: Page, text: str) -> None:
+    page.get_by_role("textbox", name="Message").fill(text)
+    page.get_by_role("button", name="Send").click()
+
+
+def assistant_messages(page: Page) -> list[str]:
+    return [
+        text.strip()
+        for text in page.locator(".message--assistant .message__content").all_inner_texts()
+    ]
+
+
+def start_chat_and_get_reply(page: Page, base_url: str) -> str:
+    """New chat, one question, wait for the model's answer; returns the chat's URL."""
+    page.goto(f"{base_url}/chats")
+    page.get_by_role("button", name="New chat").click()
+    expect(page).to_have_url(re.compile(r"/chats/[0-9a-f-]{36}"))
+    # The opening message greets the user before anything is sent.
+    expect(page.locator(".message--assistant").first).to_be_visible()
+    send_message(page, QUESTION)
+    expect(page.locator(".message--user .message__content").last).to_have_text(QUESTION)
+    expect(page.locator(".message--assistant").nth(1)).to_be_visible()
+    replies = assistant_messages(page)
+    assert len(replies) == 2
+    assert replies[1], "the model's reply is empty"
+    return page.url.split("#")[0]
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_sign_up_chat_reload_sign_out_and_back(
+    nginx: NginxServer, open_tab: OpenTab, javascript: bool
+) -> None:
+    tab = open_tab(javascript=javascript)
+    page = tab.page
+    username = unique_username("journey")
+
+    sign_up(page, nginx.url, username)
+    chat_url = start_chat_and_get_reply(page, nginx.url)
+    suffix = "js" if javascript else "nojs"
+    save_screenshot(page, f"chat-{suffix}")
+
+    page.reload()
+    expect(page.locator(".message--user .message__content").last).to_have_text(QUESTION)
+    reply_before_reload = assistant_messages(page)[1]
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/login"))
+    page.goto(chat_url)
+    expect(page).to_have_url(re.compile(r"/login"))
+
+    sign_in(page, nginx.url, username)
+    sidebar_link = page.locator(
+        "nav.sidebar a.chat-list__link", has_text="What is the capital of France"
+    )
+    expect(sidebar_link).to_be_visible()
+    sidebar_link.click()
+    expect(page).to_have_url(chat_url)
+    assert assistant_messages(page)[1] == reply_before_reload
+    assert tab.script_errors == []
+
+
+def test_second_user_cannot_open_first_users_chat(nginx: NginxServer, open_tab: OpenTab) -> None:
+    alice = open_tab().page
+    sign_up(alice, nginx.url, unique_username("alice"))
+    alice.get_by_role("button", name="New chat").click()
+    expect(alice).to_have_url(re.compile(r"/chats/[0-9a-f-]{36}"))
+    alice_chat_url = alice.url.split("#")[0]
+
+    bob = open_tab().page
+    sign_up(bob, nginx.url, unique_username("bob"))
+    response = bob.goto(alice_chat_url)
+    assert response is not None
+    assert response.status == 404
+    expect(bob.get_by_role("heading", name=re.compile("not found", re.IGNORECASE))).to_be_visible()
+    save_screenshot(bob, "not-found-other-users-chat")
+    bob.goto(f"{nginx.url}/chats")
+    alice_chat_path = alice_chat_url.removeprefix(nginx.url)
+    expect(bob.locator("nav.sidebar")).to_be_visible()
+    expect(bob.locator(f'nav.sidebar a[href="{alice_chat_path}"]')).to_have_count(0)
+
+
+def test_wrong_password_is_explained_and_username_kept(
+    nginx: NginxServer, open_tab: OpenTab
+) -> None:
+    page = open_tab().page
+    username = unique_username("forgetful")
+    sign_up(page, nginx.url, username)
+    page.get_by_role("button", name="Sign out").click()
+
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password", exact=True).fill("not my password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("Wrong username or password")
+    expect(page.get_by_label("Username")).to_have_value(username)
+    expect(page.get_by_label("Password", exact=True)).to_have_value("")

@@ -1,0 +1,58 @@
+"""nginx as the single entry point: headers, static files, limits, friendly errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.support.nginx import NginxServer, start_nginx
+from tests.support.processes import free_port
+
+
+def test_pages_carry_security_headers(nginx: NginxServer) -> None:
+    response = httpx.get(f"{nginx.url}/login")
+    assert response.status_code == 200
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "same-origin"
+    assert "nginx/" not in response.headers.get("server", "")
+
+
+def test_static_files_are_served_by_nginx_with_caching(nginx: NginxServer) -> None:
+    response = httpx.get(f"{nginx.url}/static/style.css")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/css")
+    assert "max-age=3600" in response.headers["cache-control"]
+    assert "etag" in response.headers
+    # Security headers apply to static files too.
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert httpx.get(f"{nginx.url}/static/../templates/base.html").status_code in (400, 404)
+
+
+def test_oversized_request_body_is_refused(nginx: NginxServer) -> None:
+    response = httpx.post(f"{nginx.url}/login", content=b"x" * (300 * 1024))
+    assert response.status_code == 413
+
+
+def test_session_cookie_flags_through_nginx(nginx: NginxServer) -> None:
+    response = httpx.get(f"{nginx.url}/login")
+    cookie = response.headers.get("set-cookie", "")
+    assert "httponly" in cookie.lower()
+    assert "samesite=lax" in cookie.lower()
+
+
+def test_friendly_page_when_chat_ui_is_down(tmp_path: Path) -> None:
+    port = free_port()
+    dead_upstream = f"127.0.0.1:{free_port()}"
+    process = start_nginx(config_dir=tmp_path, chat_ui_upstream=dead_upstream, port=port)
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/chats")
+        assert response.status_code == 502
+        assert "taking a break" in response.text
+        assert "Traceback" not in response.text
+    finally:
+        process.stop()

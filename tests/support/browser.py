@@ -1,0 +1,86 @@
+"""Headless Chromium (the Debian package) driven by Playwright, with screenshots kept."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
+
+from tests.support.processes import ARTIFACTS_DIR
+
+__all__ = ["BrowserTab", "OpenTab", "browser", "open_tab", "save_screenshot"]
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# Without these flags Chromium keeps calling home, which this closed network refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS_DIR = ARTIFACTS_DIR / "screenshots"
+
+
+@dataclass
+class BrowserTab:
+    """A page in its own browser profile, with the script errors it raised."""
+
+    page: Page
+    script_errors: list[str] = field(default_factory=list)
+
+    def record_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.script_errors.append(message.text)
+
+
+class OpenTab(Protocol):
+    def __call__(
+        self, *, javascript: bool = True, width: int = 1280, height: int = 860
+    ) -> BrowserTab: ...
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_tab(browser: Browser) -> Iterator[OpenTab]:
+    """A factory of isolated tabs: each call is a fresh profile with its own cookies."""
+    contexts: list[BrowserContext] = []
+
+    def open_new_tab(
+        *, javascript: bool = True, width: int = 1280, height: int = 860
+    ) -> BrowserTab:
+        context = browser.new_context(
+            java_script_enabled=javascript, viewport={"width": width, "height": height}
+        )
+        # The model answers on a CPU; a reply can take tens of seconds.
+        context.set_default_timeout(90_000)
+        contexts.append(context)
+        tab = BrowserTab(page=context.new_page())
+        tab.page.on("pageerror", lambda error: tab.script_errors.append(str(error)))
+        tab.page.on("console", tab.record_console)
+        return tab
+
+    yield open_new_tab
+    for context in contexts:
+        context.close()
+
+
+def save_screenshot(page: Page, name: str) -> Path:
+    SCREENSHOTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS_DIR / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

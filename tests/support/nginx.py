@@ -1,0 +1,41 @@
+"""A real nginx in front of chat-ui, configured exactly like native mode."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from native.stack import nginx_command, write_nginx_config
+from tests.support.chat_ui import ChatUiServer
+from tests.support.processes import ServiceProcess, free_port
+
+__all__ = ["NginxServer", "nginx", "start_nginx"]
+
+
+@dataclass(frozen=True)
+class NginxServer:
+    url: str
+    process: ServiceProcess
+    config_dir: Path
+
+
+def start_nginx(*, config_dir: Path, chat_ui_upstream: str, port: int) -> ServiceProcess:
+    main_config = write_nginx_config(
+        config_dir, listen_port=port, chat_ui_upstream=chat_ui_upstream, access_log="off"
+    )
+    process = ServiceProcess(f"nginx-{port}", nginx_command(main_config)).start()
+    process.wait_for_http(f"http://127.0.0.1:{port}/static/style.css")
+    return process
+
+
+@pytest.fixture(scope="session")
+def nginx(chat_ui: ChatUiServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxServer]:
+    port = free_port()
+    config_dir = tmp_path_factory.mktemp("nginx")
+    upstream = chat_ui.url.removeprefix("http://")
+    process = start_nginx(config_dir=config_dir, chat_ui_upstream=upstream, port=port)
+    yield NginxServer(url=f"http://127.0.0.1:{port}", process=process, config_dir=config_dir)
+    process.stop()

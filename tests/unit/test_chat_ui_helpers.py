@@ -1,0 +1,142 @@
+"""Small chat-ui helpers: chat titles, message validation, safe redirects, dates, retries."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from chat_ui.conversation import (
+    DEFAULT_CHAT_TITLE,
+    can_retry,
+    history_for_model,
+    title_from_message,
+    validate_message,
+)
+from chat_ui.errors import InvalidInput
+from chat_ui.pages import short_date
+from chat_ui.schemas import MessagePublic
+from chat_ui.security import DEFAULT_AFTER_SIGN_IN, safe_next_path
+
+
+def test_short_message_is_the_title() -> None:
+    assert title_from_message("What is a GGUF file?") == "What is a GGUF file?"
+
+
+def test_title_collapses_whitespace() -> None:
+    assert title_from_message("  Hello\n\n  there\tfriend  ") == "Hello there friend"
+
+
+def test_long_title_is_cut_at_a_word() -> None:
+    message = "Explain how the context window of a language model limits the conversation history"
+    title = title_from_message(message)
+    assert len(title) <= 60
+    assert title.endswith("…")
+    assert message.startswith(title[:-1])
+    assert not title[:-1].endswith(" ")
+    assert title[:-1].split()[-1] in message.split()
+
+
+def test_long_word_is_cut_anywhere() -> None:
+    title = title_from_message("x" * 500)
+    assert title == "x" * 59 + "…"
+
+
+def test_blank_message_keeps_default_title() -> None:
+    assert title_from_message(" \n ") == DEFAULT_CHAT_TITLE
+
+
+def test_validate_message_strips() -> None:
+    assert validate_message("  hi \n", max_chars=10) == "hi"
+
+
+@pytest.mark.parametrize("content", ["", "   ", "\n\t"])
+def test_validate_message_rejects_blank(content: str) -> None:
+    with pytest.raises(InvalidInput, match="Type a message"):
+        validate_message(content, max_chars=10)
+
+
+def test_validate_message_rejects_too_long() -> None:
+    assert validate_message("x" * 10, max_chars=10) == "x" * 10
+    with pytest.raises(InvalidInput, match="limit is 10"):
+        validate_message("x" * 11, max_chars=10)
+
+
+@pytest.mark.parametrize(
+    "candidate",
+    ["/chats", "/chats/123", "/chats?x=1", "/"],
+)
+def test_local_next_paths_are_kept(candidate: str) -> None:
+    assert safe_next_path(candidate) == candidate
+
+
+@pytest.mark.parametrize(
+    "candidate",
+    [
+        None,
+        "",
+        "chats",
+        "//evil.example",
+        "//evil.example/chats",
+        "/\\evil.example",
+        "/chats\\..\\x",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        "/chats\r\nSet-Cookie: x=1",
+        "\t//evil.example",
+    ],
+)
+def test_other_next_values_fall_back(candidate: str | None) -> None:
+    assert safe_next_path(candidate) == DEFAULT_AFTER_SIGN_IN
+
+
+def test_short_date() -> None:
+    now = datetime(2025, 6, 12, 15, 0, tzinfo=UTC)  # a Thursday
+    assert short_date(now - timedelta(hours=1), now) == "14:00"
+    assert short_date(now - timedelta(days=2), now) == "Tue"
+    assert short_date(datetime(2025, 3, 3, tzinfo=UTC), now) == "3 Mar"
+    assert short_date(datetime(2024, 3, 3, tzinfo=UTC), now) == "3 Mar 2024"
+
+
+def message(
+    index: int, role: str, content: str = "text", status: str = "complete"
+) -> MessagePublic:
+    moment = datetime(2025, 1, 1, tzinfo=UTC)
+    return MessagePublic.model_validate(
+        {
+            "id": index,
+            "chat_id": uuid.uuid4(),
+            "role": role,
+            "content": content,
+            "status": status,
+            "created_at": moment,
+            "updated_at": moment,
+        }
+    )
+
+
+def test_history_skips_system_and_empty_failed_replies() -> None:
+    messages = [
+        message(1, "system", "rules"),
+        message(2, "assistant", "Hello"),
+        message(3, "user", "Hi"),
+        message(4, "assistant", "", "error"),
+        message(5, "assistant", "partial", "stopped"),
+        message(6, "assistant", "", "generating"),
+    ]
+    assert history_for_model(messages) == [
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "partial"},
+    ]
+
+
+def test_retry_only_when_the_last_user_message_has_no_reply() -> None:
+    opening = message(1, "assistant", "Hello")
+    question = message(2, "user", "Hi")
+    assert not can_retry([])
+    assert not can_retry([opening])
+    assert can_retry([opening, question])
+    assert can_retry([opening, question, message(3, "assistant", "", "error")])
+    assert not can_retry([opening, question, message(3, "assistant", "Answer")])
