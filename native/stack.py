@@ -13,6 +13,7 @@ generated secrets file, the process environment.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import secrets
 import shutil
@@ -61,17 +62,26 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def ensure_secrets(path: Path) -> dict[str, str]:
-    """Generate native mode's secrets once; keep them private and untracked."""
-    existing = read_env_file(path)
-    missing = [name for name in GENERATED_SECRETS if not existing.get(name)]
-    if missing:
-        for name in missing:
-            existing[name] = secrets.token_urlsafe(32)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            "# Generated once by native mode. Keep private; delete to rotate.\n"
-            + "".join(f"{key}={value}\n" for key, value in existing.items())
-        )
+    """Generate native mode's secrets once; keep them private and untracked.
+
+    Every Procfile process calls this at start, so the first run is a race:
+    an exclusive lock makes exactly one of them write the file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / ".secrets.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        existing = read_env_file(path)
+        missing = [name for name in GENERATED_SECRETS if not existing.get(name)]
+        if missing:
+            for name in missing:
+                existing[name] = secrets.token_urlsafe(32)
+            draft = path.with_suffix(".tmp")
+            draft.write_text(
+                "# Generated once by native mode. Keep private; delete to rotate.\n"
+                + "".join(f"{key}={value}\n" for key, value in existing.items())
+            )
+            draft.chmod(0o600)
+            draft.replace(path)
     path.chmod(0o600)
     return existing
 
@@ -357,8 +367,8 @@ def command_nginx(env: dict[str, str]) -> None:
         chat_ui_upstream=f"127.0.0.1:{env['CHAT_UI_PORT']}",
         access_log="off",
     )
-    # Open the door only when the app behind it can answer.
-    wait_for_http(f"http://127.0.0.1:{env['CHAT_UI_PORT']}/health")
+    # Open the door only when everything behind it answers: chat-ui, db-api, the model.
+    wait_for_http(f"http://127.0.0.1:{env['CHAT_UI_PORT']}/health/ready")
     command = nginx_command(main_config)
     print(f"Chat app ready: http://127.0.0.1:{env['APP_PORT']}/", flush=True)
     os.execvpe(command[0], command, env)

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.chat_ui.forms import Browser
 from tests.support.chat_ui import ChatUiServer
+from tests.support.forms import Browser
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import json
 import httpx
 import itsdangerous
 
-from tests.chat_ui.forms import Browser
 from tests.support.chat_ui import ChatUiServer
 from tests.support.factories import DEFAULT_PASSWORD, unique_username
+from tests.support.forms import Browser
 
 
 def test_liveness(chat_ui: ChatUiServer) -> None:

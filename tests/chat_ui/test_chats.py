@@ -9,9 +9,9 @@ import httpx
 import markupsafe
 import pytest
 
-from tests.chat_ui.forms import Browser, chat_id_of, stored_chat, textarea_text
 from tests.support.chat_ui import TEST_SESSION_SECRET, ChatUiServer, start_chat_ui
 from tests.support.db_api import DbApiServer
+from tests.support.forms import Browser, chat_id_of, stored_chat, textarea_text
 from tests.support.llama import LlamaServer
 from tests.support.processes import ServiceProcess, free_port
 

@@ -47,8 +47,10 @@ class OpenTab(Protocol):
     ) -> BrowserTab: ...
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope: Playwright's sync API keeps an event loop running while it is
+    # open, which would break asyncio tests collected after the browser tests.
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
