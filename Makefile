@@ -21,11 +21,15 @@ test-quick:  ## unit tests only (no services)
 lint:  ## ruff and mypy over every service and the tests
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
-	$(PYTHON) -m mypy db-api/db_api chat-ui/chat_ui lm-api/lm_api native tests
+	$(PYTHON) -m mypy db-api/db_api chat-ui/chat_ui lm-api/lm_api native tests bench
 
 format:  ## apply ruff's fixes and formatting
 	$(PYTHON) -m ruff check --fix .
 	$(PYTHON) -m ruff format .
+
+bench:  ## streaming benchmark: first token and tokens/s through the app vs llama.cpp directly
+	native/bootstrap.sh
+	$(PYTHON) -m bench.stream --runs 10
 
 clean:  ## remove test artifacts and caches (keeps .data: your chats and the model)
 	rm -rf test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -2,12 +2,18 @@
 
 Pure logic: the token counter is passed in, so the lm client supplies the real
 one (the server's own chat template and tokenizer) and unit tests a fake one.
+
+Counting exactly costs two HTTP calls to the model server per try, on the path
+between "send" and the first token. Most chats are far from the limit, so a cheap
+upper bound (`PromptSizeBound`) decides first and the exact counts are only needed
+near the limit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from chat_ui.errors import MessageTooLongForContext
 
@@ -16,6 +22,48 @@ ChatMessage = dict[str, str]
 
 TokenCounter = Callable[[list[ChatMessage]], Awaitable[int]]
 """Exact prompt token count of a full message list (system prompt included)."""
+
+# Slack on top of the measured template bytes (see PromptSizeBound.from_probe_lengths).
+BOUND_MARGIN_FIXED = 32
+BOUND_MARGIN_PER_MESSAGE = 8
+
+TokenBound = Callable[[list[ChatMessage]], int]
+"""A number never below the exact prompt token count of the same message list."""
+
+
+@dataclass(frozen=True)
+class PromptSizeBound:
+    """A safe upper bound of a prompt's token count, computed without the model server.
+
+    llama.cpp's byte-level BPE tokenizers turn every token into at least one byte of
+    the prompt text (special tokens such as <|im_start|> are several bytes each), so
+    the UTF-8 length of the templated prompt is at least its token count. The template
+    adds a fixed part (and the generation prompt) plus a part per message, measured
+    once from the server (`LmClient.prompt_size_bound`) with a margin on top.
+    """
+
+    fixed_bytes: int
+    per_message_bytes: int
+
+    @classmethod
+    def from_probe_lengths(cls, lengths: Sequence[int], *, probe_bytes: int) -> PromptSizeBound:
+        """The bound from templated byte lengths of 1, 2, 3... probe messages.
+
+        Each probe message has `probe_bytes` of content, so the growth per message
+        minus that is what the template adds per message; the first length minus one
+        message is the fixed part. A margin covers a BOS token and templates that add
+        slightly more in some positions than in the probe's.
+        """
+        per_message = max(later - earlier - probe_bytes for earlier, later in pairwise(lengths))
+        fixed = lengths[0] - probe_bytes - per_message
+        return cls(
+            fixed_bytes=max(fixed, 0) + BOUND_MARGIN_FIXED,
+            per_message_bytes=max(per_message, 0) + BOUND_MARGIN_PER_MESSAGE,
+        )
+
+    def __call__(self, messages: list[ChatMessage]) -> int:
+        content_bytes = sum(len(message["content"].encode("utf-8")) for message in messages)
+        return self.fixed_bytes + self.per_message_bytes * len(messages) + content_bytes
 
 
 @dataclass(frozen=True)
@@ -34,12 +82,16 @@ async def fit_history_to_context(
     context_tokens: int,
     reply_tokens: int,
     count_tokens: TokenCounter,
+    upper_bound: TokenBound | None = None,
 ) -> FittedHistory:
     """Keep the system prompt and the newest messages that fit, leaving room for the reply.
 
     Drops the oldest messages first. A binary search over how many to drop needs
     O(log n) exact counts instead of one per message; it relies on dropping more
     messages never making the prompt longer.
+
+    When `upper_bound` says the whole history fits, no exact count is made and
+    `prompt_tokens` is that bound (an over-estimate), not the exact count.
 
     Raises MessageTooLongForContext when even the system prompt plus the newest
     message leave no room for the reply.
@@ -51,6 +103,11 @@ async def fit_history_to_context(
 
     def keep_after(dropped: int) -> list[ChatMessage]:
         return [system, *(dict(message) for message in messages[dropped:])]
+
+    if upper_bound is not None:
+        bound = upper_bound(keep_after(0))
+        if bound <= budget:
+            return FittedHistory(messages=keep_after(0), dropped=0, prompt_tokens=bound)
 
     tokens = await count_tokens(keep_after(0))
     if tokens <= budget:

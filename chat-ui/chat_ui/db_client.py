@@ -18,6 +18,7 @@ from chat_ui.errors import (
     ChatUiError,
     DatabaseUnavailable,
     InvalidInput,
+    MessageStatusChanged,
     SignInRequired,
     TooManyAttempts,
     UpstreamMisbehaved,
@@ -31,6 +32,9 @@ from chat_ui.schemas import (
     MessagePublic,
     MessageStatus,
     Role,
+    SearchHit,
+    SearchResults,
+    TurnPublic,
     UserPublic,
 )
 
@@ -42,6 +46,8 @@ ErrorByStatus = Mapping[int, type[ChatUiError]]
 # db-api answers in milliseconds when healthy; a slow answer means it is in trouble.
 DB_API_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 CHAT_ERRORS: ErrorByStatus = {404: ChatNotFound}
+# A conditional message update (if_status) that lost the race answers 409.
+MESSAGE_UPDATE_ERRORS: ErrorByStatus = {404: ChatNotFound, 409: MessageStatusChanged}
 
 
 def _detail(response: httpx.Response) -> str:
@@ -121,6 +127,19 @@ class DbClient:
             "PATCH", f"/chats/{chat_id}", user_id=user_id, json={"title": title}, errors=CHAT_ERRORS
         )
 
+    async def delete_chat(self, user_id: uuid.UUID, chat_id: uuid.UUID) -> None:
+        """Delete the chat and (by cascade in db-api) all its messages."""
+        await self._request("DELETE", f"/chats/{chat_id}", user_id=user_id, errors=CHAT_ERRORS)
+
+    async def search_chats(
+        self, user_id: uuid.UUID, query: str, *, limit: int = 20
+    ) -> list[SearchHit]:
+        """The user's chats matching `query` (titles and messages), best match first."""
+        response = await self._request(
+            "GET", "/chats/search", user_id=user_id, params={"q": query, "limit": limit}
+        )
+        return self._parse(SearchResults, response).items
+
     async def add_message(
         self,
         user_id: uuid.UUID,
@@ -147,20 +166,68 @@ class DbClient:
         *,
         content: str | None = None,
         status: MessageStatus | None = None,
+        if_status: MessageStatus | None = None,
+        context_start_id: int | None = None,
+        clear_context_start: bool = False,
     ) -> MessagePublic:
-        changes: dict[str, str] = {}
+        """Change a message; with `if_status`, only while it still has that status.
+
+        Raises MessageStatusChanged when db-api refuses the conditional update (409),
+        e.g. a reply stopped elsewhere. `clear_context_start` sets context_start_id
+        back to null (the model saw the whole chat this time).
+        """
+        changes: dict[str, str | int | None] = {}
         if content is not None:
             changes["content"] = content
         if status is not None:
             changes["status"] = status
+        if if_status is not None:
+            changes["if_status"] = if_status
+        if context_start_id is not None or clear_context_start:
+            changes["context_start_id"] = context_start_id
         response = await self._request(
             "PATCH",
             f"/chats/{chat_id}/messages/{message_id}",
             user_id=user_id,
             json=changes,
-            errors=CHAT_ERRORS,
+            errors=MESSAGE_UPDATE_ERRORS,
         )
         return self._parse(MessagePublic, response)
+
+    async def get_message(
+        self, user_id: uuid.UUID, chat_id: uuid.UUID, message_id: int
+    ) -> MessagePublic:
+        response = await self._request(
+            "GET", f"/chats/{chat_id}/messages/{message_id}", user_id=user_id, errors=CHAT_ERRORS
+        )
+        return self._parse(MessagePublic, response)
+
+    async def create_turn(
+        self, user_id: uuid.UUID, chat_id: uuid.UUID, *, content: str, title: str | None = None
+    ) -> TurnPublic:
+        """Store the user's message and an empty reply being generated, in one transaction.
+
+        `title` renames the chat only if it has no user message yet (db-api decides).
+        """
+        body: dict[str, str] = {"content": content}
+        if title is not None:
+            body["title"] = title
+        response = await self._request(
+            "POST", f"/chats/{chat_id}/turns", user_id=user_id, json=body, errors=CHAT_ERRORS
+        )
+        return self._parse(TurnPublic, response)
+
+    async def delete_messages_after(
+        self, user_id: uuid.UUID, chat_id: uuid.UUID, *, after_id: int
+    ) -> None:
+        """Delete the chat's messages with an id greater than `after_id`."""
+        await self._request(
+            "DELETE",
+            f"/chats/{chat_id}/messages",
+            user_id=user_id,
+            params={"after_id": after_id},
+            errors=CHAT_ERRORS,
+        )
 
     # Health
 

@@ -112,3 +112,24 @@ class ModelUnavailable(ModelError):
 
 class ModelLoading(ModelError):
     message = "The model is starting, try again in a few seconds."
+
+
+class GenerationInProgress(ChatUiError):
+    """A reply is still being written in this chat; one at a time keeps the history linear."""
+
+    status_code = 409
+    message = "Wait for the current reply to finish or stop it first."
+
+
+class MessageStatusChanged(ChatUiError):
+    """db-api refused a conditional update: the message left the status we expected.
+
+    Generation uses it to notice that someone stopped the reply elsewhere.
+    """
+
+    status_code = 409
+    message = "That reply has already finished or been stopped."
+
+    def __init__(self, current_status: str | None = None) -> None:
+        self.current_status = current_status
+        super().__init__()

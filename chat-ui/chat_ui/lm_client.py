@@ -1,17 +1,20 @@
-"""Async client for the llama.cpp server: chat completions, exact token counts, context size.
+"""Async client for the llama.cpp server: streamed chat completions, token counts, context size.
 
-Failures become `errors.ModelUnavailable` (connection refused, timeout) or
-`errors.ModelLoading` (the server is up but still loading the model).
+Failures become `errors.ModelUnavailable` (connection refused, timeout),
+`errors.ModelLoading` (the server is up but still loading the model) or
+`errors.ModelError` (anything else, including a stream that breaks off mid-reply).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
 import httpx
 
-from chat_ui.context import ChatMessage
+from chat_ui.context import ChatMessage, PromptSizeBound
 from chat_ui.errors import ModelError, ModelLoading, ModelUnavailable
 
 logger = logging.getLogger(__name__)
@@ -20,6 +23,14 @@ ModelHealth = Literal["ok", "loading", "unreachable"]
 
 # Counting tokens and reading props are cheap; only generation may take long.
 QUICK_TIMEOUT = httpx.Timeout(15.0, connect=3.0)
+
+MODEL_BROKE_OFF = (
+    "The model stopped answering before the reply was finished. The text so far is kept; try again."
+)
+
+# Contents used to measure what the chat template adds around messages: plain ASCII,
+# one byte per character, so bytes added by the template are easy to tell apart.
+_PROBE_CONTENT = "x"
 
 
 class LmClient:
@@ -32,6 +43,7 @@ class LmClient:
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
         )
         self._context_tokens: int | None = None
+        self._prompt_size_bound: PromptSizeBound | None = None
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -49,9 +61,7 @@ class LmClient:
 
     async def count_tokens(self, messages: list[ChatMessage]) -> int:
         """Exact prompt length: the server's chat template, then its tokenizer."""
-        templated = await self._call(
-            "POST", "/apply-template", json={"messages": messages}, time_limit=QUICK_TIMEOUT
-        )
+        templated = await self._template(messages)
         # add_special matches how the server tokenizes a completion prompt (BOS if any).
         tokenized = await self._call(
             "POST",
@@ -64,6 +74,83 @@ class LmClient:
         except (KeyError, TypeError) as error:
             logger.error("llama.cpp /tokenize answered an unexpected shape: %r", tokenized)
             raise ModelError() from error
+
+    async def prompt_size_bound(self) -> PromptSizeBound:
+        """A cheap safe upper bound of prompt token counts, measured once from /apply-template.
+
+        Measures the templated length of growing probe conversations: the growth per
+        message, minus its content, is what the template adds per message.
+        """
+        if self._prompt_size_bound is None:
+            probes: list[ChatMessage] = [
+                {"role": "system", "content": _PROBE_CONTENT},
+                {"role": "user", "content": _PROBE_CONTENT},
+                {"role": "assistant", "content": _PROBE_CONTENT},
+                {"role": "user", "content": _PROBE_CONTENT},
+            ]
+            lengths = [
+                len(_prompt_of(await self._template(probes[: count + 1])).encode("utf-8"))
+                for count in range(len(probes))
+            ]
+            self._prompt_size_bound = PromptSizeBound.from_probe_lengths(
+                lengths, probe_bytes=len(_PROBE_CONTENT)
+            )
+        return self._prompt_size_bound
+
+    async def warm_up(self) -> None:
+        """Read the context size and the prompt bound now, so the first message need not."""
+        try:
+            await self.context_tokens()
+            await self.prompt_size_bound()
+        except ModelError as error:
+            # The first message measures them itself; this was only a head start.
+            logger.info("Model server not ready for warm-up: %s", error.message)
+
+    async def stream_chat(
+        self, messages: list[ChatMessage], *, max_tokens: int
+    ) -> AsyncGenerator[str, None]:
+        """The reply's text deltas as llama.cpp produces them (one per token, in practice).
+
+        Closing the iterator early (stop, cancellation) closes the HTTP connection,
+        which is what tells llama.cpp to stop generating and free the slot.
+        """
+        body = {"messages": messages, "max_tokens": max_tokens, "stream": True}
+        received_any = False
+        try:
+            async with self._http.stream("POST", "/v1/chat/completions", json=body) as response:
+                if response.status_code == httpx.codes.SERVICE_UNAVAILABLE:
+                    raise ModelLoading()
+                if not response.is_success:
+                    await response.aread()
+                    logger.error(
+                        "llama.cpp answered %s to a streamed completion: %s",
+                        response.status_code,
+                        response.text[:500],
+                    )
+                    raise ModelError()
+                async for line in response.aiter_lines():
+                    # Blank lines end events; ":" lines are llama.cpp's keep-alive pings.
+                    if not line or line.startswith(":"):
+                        continue
+                    if not line.startswith("data:"):
+                        logger.error("llama.cpp sent an unexpected stream line: %r", line[:500])
+                        raise ModelError(MODEL_BROKE_OFF if received_any else None)
+                    data = line.removeprefix("data:").strip()
+                    if data == "[DONE]":
+                        return
+                    delta = _delta_of(data)
+                    if delta:
+                        received_any = True
+                        yield delta
+        except httpx.ConnectError as error:
+            logger.warning("llama.cpp unreachable for a streamed completion: %r", error)
+            raise ModelUnavailable() from error
+        except httpx.TransportError as error:
+            logger.warning("llama.cpp stream broke off: %r", error)
+            raise ModelError(MODEL_BROKE_OFF if received_any else None) from error
+        # The body ended cleanly but without the [DONE] marker: the reply is cut short.
+        logger.warning("llama.cpp stream ended without [DONE]")
+        raise ModelError(MODEL_BROKE_OFF)
 
     async def complete_chat(self, messages: list[ChatMessage], *, max_tokens: int) -> str:
         """One whole reply (non-streaming)."""
@@ -78,6 +165,11 @@ class LmClient:
             logger.error("llama.cpp answered an unexpected completion: %r", answer)
             raise ModelError() from error
         return str(content or "").strip()
+
+    async def _template(self, messages: list[ChatMessage]) -> Any:
+        return await self._call(
+            "POST", "/apply-template", json={"messages": messages}, time_limit=QUICK_TIMEOUT
+        )
 
     async def health(self) -> ModelHealth:
         try:
@@ -129,3 +221,23 @@ def _prompt_of(templated: Any) -> str:
     except (KeyError, TypeError) as error:
         logger.error("llama.cpp /apply-template answered an unexpected shape: %r", templated)
         raise ModelError() from error
+
+
+def _delta_of(data: str) -> str:
+    """The text in one streamed chunk ("" for role-only and final chunks)."""
+    try:
+        chunk = json.loads(data)
+    except ValueError as error:
+        logger.error("llama.cpp sent a chunk that is not JSON: %r", data[:500])
+        raise ModelError(MODEL_BROKE_OFF) from error
+    if not isinstance(chunk, dict):
+        raise ModelError(MODEL_BROKE_OFF)
+    if "error" in chunk:
+        logger.error("llama.cpp reported an error mid-stream: %r", chunk["error"])
+        raise ModelError(MODEL_BROKE_OFF)
+    try:
+        content = chunk["choices"][0].get("delta", {}).get("content")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        # Chunks without choices (usage, timings) carry no text.
+        return ""
+    return content if isinstance(content, str) else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,9 +17,10 @@ from starlette.middleware.sessions import SessionMiddleware
 from chat_ui.config import get_settings
 from chat_ui.db_client import DbClient
 from chat_ui.errors import ChatUiError, PageNotFound, SignInRequired
+from chat_ui.generation import GenerationRegistry
 from chat_ui.lm_client import LmClient
 from chat_ui.pages import STATIC_DIR, render, see_other
-from chat_ui.routes import auth, chats, health
+from chat_ui.routes import auth, chats, health, manage, messages
 from chat_ui.security import SecurityHeadersMiddleware
 from chat_ui.sessions import SESSION_COOKIE
 
@@ -32,9 +34,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.settings = settings
     app.state.db_client = DbClient(settings.db_api_url, service_token=settings.service_token)
     app.state.lm_client = LmClient(settings.lm_api_url, timeout_seconds=settings.lm_timeout_seconds)
+    app.state.generations = GenerationRegistry()
+    # Measured now so the first message need not wait for it; kept referenced until done.
+    warm_up = asyncio.create_task(app.state.lm_client.warm_up(), name="lm-warm-up")
     try:
         yield
     finally:
+        warm_up.cancel()
+        # Live replies are stopped and saved before the clients they save through close.
+        await app.state.generations.shutdown()
         await app.state.db_client.aclose()
         await app.state.lm_client.aclose()
 
@@ -55,6 +63,8 @@ app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 app.include_router(health.router)
 app.include_router(auth.router)
 app.include_router(chats.router)
+app.include_router(messages.router)
+app.include_router(manage.router)
 
 
 def error_page(request: Request, error: ChatUiError) -> Response:

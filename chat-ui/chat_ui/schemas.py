@@ -38,10 +38,20 @@ class MessagePublic(_Upstream):
     status: MessageStatus
     created_at: datetime
     updated_at: datetime
+    # For a reply: the oldest message the model saw when writing it (None: the whole chat).
+    context_start_id: int | None = None
 
 
 class ChatDetail(ChatPublic):
     messages: list[MessagePublic]
+
+
+class TurnPublic(_Upstream):
+    """What `POST /chats/{id}/turns` stored: the user's message and the reply being written."""
+
+    chat: ChatPublic
+    user_message: MessagePublic
+    reply: MessagePublic
 
 
 class ChatPage(_Upstream):
@@ -49,3 +59,14 @@ class ChatPage(_Upstream):
     total: int
     limit: int
     offset: int
+
+
+class SearchHit(_Upstream):
+    chat: ChatPublic
+    # Plain text; the matched words are wrapped in \u0002 … \u0003 (never HTML).
+    snippet: str
+
+
+class SearchResults(_Upstream):
+    items: list[SearchHit]
+    query: str

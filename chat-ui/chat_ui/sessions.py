@@ -80,3 +80,27 @@ def pop_notice(request: Request, *, chat_id: uuid.UUID) -> str | None:
     request.session.pop(_NOTICE)
     message = notice.get("message")
     return message if isinstance(message, str) else None
+
+
+_FLASH = "flash"
+# A one-shot value rides in the signed cookie (about 4 KB in all), so kept text is capped.
+FLASH_VALUE_MAX_CHARS = 500
+
+
+def set_flash(request: Request, key: str, **values: str) -> None:
+    """Values for the next page that asks for `key`: a form error and the text the user typed,
+    or a notice such as "Chat deleted.", carried across the POST-redirect-GET."""
+    flash = {name: value[:FLASH_VALUE_MAX_CHARS] for name, value in values.items()}
+    request.session[_FLASH] = {"key": key, "values": flash}
+
+
+def pop_flash(request: Request, key: str) -> dict[str, str]:
+    """The values set for `key` (then forgotten), or {} when there are none."""
+    flash = request.session.get(_FLASH)
+    if not isinstance(flash, dict) or flash.get("key") != key:
+        return {}
+    request.session.pop(_FLASH)
+    values = flash.get("values")
+    if not isinstance(values, dict):
+        return {}
+    return {name: value for name, value in values.items() if isinstance(value, str)}

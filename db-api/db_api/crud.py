@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -14,11 +15,16 @@ from db_api.errors import (
     ChatNotFoundError,
     EmptyMessageContentError,
     MessageNotFoundError,
+    MessageStatusConflictError,
     UsernameTakenError,
     UserNotFoundError,
 )
 from db_api.models import Chat, Message, User
 from db_api.schemas import content_may_be_empty
+
+# UPDATE ... RETURNING an entity loads the new row into the object already in the session
+# (once the result is fetched), so no extra SELECT is needed afterwards.
+_REFRESH_FROM_RETURNING = {"synchronize_session": False, "populate_existing": True}
 
 # ---- users ----------------------------------------------------------------
 
@@ -138,12 +144,47 @@ def _touch_chat(session: Session, *, chat_id: uuid.UUID) -> None:
     session.execute(update(Chat).where(Chat.id == chat_id).values(updated_at=func.now()))
 
 
+def _touch_owned_chat(session: Session, *, owner_id: uuid.UUID, chat_id: uuid.UUID) -> Chat:
+    """Mark the owner's chat as just active and lock its row for this transaction.
+
+    One statement checks ownership, takes the lock and bumps `updated_at`.
+    """
+    chat = session.scalars(
+        update(Chat)
+        .where(Chat.id == chat_id, Chat.owner_id == owner_id)
+        .values(updated_at=func.now())
+        .returning(Chat),
+        execution_options=_REFRESH_FROM_RETURNING,
+    ).one_or_none()
+    if chat is None:
+        raise ChatNotFoundError()
+    return chat
+
+
 # ---- messages -------------------------------------------------------------
+
+
+class Keep(enum.Enum):
+    """Marks an optional update field the caller left out (as opposed to setting null)."""
+
+    KEEP = enum.auto()
+
+
+KEEP = Keep.KEEP
 
 
 def list_messages(session: Session, *, chat_id: uuid.UUID) -> Sequence[Message]:
     return session.scalars(
         select(Message).where(Message.chat_id == chat_id).order_by(Message.id)
+    ).all()
+
+
+def _insert_messages(session: Session, rows: list[dict[str, object]]) -> Sequence[Message]:
+    """Insert rows in one statement; answers the messages with ids ascending in row order."""
+    # An explicit INSERT ... RETURNING of the public columns: the ORM's unit of work would
+    # also send back each row's generated search vector, as large as the text itself.
+    return session.scalars(
+        insert(Message).returning(Message, sort_by_parameter_order=True), rows
     ).all()
 
 
@@ -157,30 +198,59 @@ def add_message(
     status: str,
 ) -> Message:
     """Append a message and mark the chat as just active."""
-    # Locking the chat row keeps a concurrent delete from orphaning the insert.
-    chat = get_chat(session, owner_id=owner_id, chat_id=chat_id, for_update=True)
-    message = Message(chat_id=chat.id, role=role, content=content, status=status)
-    session.add(message)
-    _touch_chat(session, chat_id=chat.id)
+    # Bumping first also locks the chat row, so a concurrent delete cannot orphan the insert.
+    chat = _touch_owned_chat(session, owner_id=owner_id, chat_id=chat_id)
+    (message,) = _insert_messages(
+        session, [{"chat_id": chat.id, "role": role, "content": content, "status": status}]
+    )
     session.commit()
-    session.refresh(message)
     return message
 
 
+def start_turn(
+    session: Session, *, owner_id: uuid.UUID, chat_id: uuid.UUID, content: str, title: str | None
+) -> tuple[Chat, Message, Message]:
+    """Add the user's message and an empty assistant reply in one transaction.
+
+    `title` renames the chat only when the chat has no user message yet, so the first
+    question can name a chat while later ones leave a chosen title alone.
+    """
+    # The bump locks the chat row: a concurrent turn waits here, and the check below,
+    # a new statement with a new snapshot, then sees that turn's user message.
+    chat = _touch_owned_chat(session, owner_id=owner_id, chat_id=chat_id)
+    if title is not None:
+        has_user_message = exists().where(Message.chat_id == chat.id, Message.role == "user")
+        # No row back (the chat already has a user message) leaves the title as it was.
+        session.scalars(
+            update(Chat)
+            .where(Chat.id == chat.id, ~has_user_message)
+            .values(title=title)
+            .returning(Chat),
+            execution_options=_REFRESH_FROM_RETURNING,
+        ).one_or_none()
+    user_message, reply = _insert_messages(
+        session,
+        [
+            {"chat_id": chat.id, "role": "user", "content": content, "status": "complete"},
+            {"chat_id": chat.id, "role": "assistant", "content": "", "status": "generating"},
+        ],
+    )
+    session.commit()
+    return chat, user_message, reply
+
+
 def get_message(
-    session: Session,
-    *,
-    owner_id: uuid.UUID,
-    chat_id: uuid.UUID,
-    message_id: int,
-    for_update: bool = False,
+    session: Session, *, owner_id: uuid.UUID, chat_id: uuid.UUID, message_id: int
 ) -> Message:
-    chat = get_chat(session, owner_id=owner_id, chat_id=chat_id, for_update=for_update)
-    query = select(Message).where(Message.id == message_id, Message.chat_id == chat.id)
-    if for_update:
-        query = query.with_for_update()
-    message = session.scalars(query).one_or_none()
+    """The message if it is in that chat and the chat belongs to the owner."""
+    message = session.scalars(
+        select(Message)
+        .join(Chat, Chat.id == Message.chat_id)
+        .where(Message.id == message_id, Message.chat_id == chat_id, Chat.owner_id == owner_id)
+    ).one_or_none()
     if message is None:
+        # Only a miss pays for telling "no such chat" from "no such message".
+        get_chat(session, owner_id=owner_id, chat_id=chat_id)
         raise MessageNotFoundError()
     return message
 
@@ -191,23 +261,52 @@ def update_message(
     owner_id: uuid.UUID,
     chat_id: uuid.UUID,
     message_id: int,
-    content: str | None,
-    status: str | None,
+    content: str | None = None,
+    status: str | None = None,
+    context_start_id: int | Keep | None = KEEP,
+    if_status: str | None = None,
 ) -> Message:
-    """Change a message's text and/or status; both the message and its chat count as updated."""
-    message = get_message(
-        session, owner_id=owner_id, chat_id=chat_id, message_id=message_id, for_update=True
-    )
+    """Change a message's text, status and/or context start; the chat counts as active.
+
+    With `if_status`, nothing changes unless the message is currently in that status.
+    """
+    # Every writer locks the chat row before any of its messages, so concurrent saves,
+    # stops, turns and deletes queue up instead of deadlocking.
+    _touch_owned_chat(session, owner_id=owner_id, chat_id=chat_id)
+    message = session.scalars(
+        select(Message).where(Message.id == message_id, Message.chat_id == chat_id)
+    ).one_or_none()
+    if message is None:
+        raise MessageNotFoundError()
+    if if_status is not None and message.status != if_status:
+        raise MessageStatusConflictError(expected=if_status, current=message.status)
     new_content = message.content if content is None else content
     new_status = message.status if status is None else status
     if not new_content and not content_may_be_empty(role=message.role, status=new_status):
         raise EmptyMessageContentError()
-    session.execute(
-        update(Message)
-        .where(Message.id == message.id)
-        .values(content=new_content, status=new_status, updated_at=func.now())
-    )
-    _touch_chat(session, chat_id=message.chat_id)
+    values: dict[str, object] = {
+        "content": new_content,
+        "status": new_status,
+        "updated_at": func.now(),
+    }
+    if context_start_id is not KEEP:
+        values["context_start_id"] = context_start_id
+    updated = session.scalars(
+        update(Message).where(Message.id == message.id).values(values).returning(Message),
+        execution_options=_REFRESH_FROM_RETURNING,
+    ).one()
     session.commit()
-    session.refresh(message)
-    return message
+    return updated
+
+
+def delete_messages_after(
+    session: Session, *, owner_id: uuid.UUID, chat_id: uuid.UUID, after_id: int
+) -> None:
+    """Delete the chat's messages whose id is greater than `after_id`."""
+    # Locked like every other message writer (chat first), so this cannot deadlock with them.
+    chat = get_chat(session, owner_id=owner_id, chat_id=chat_id, for_update=True)
+    session.execute(
+        delete(Message).where(Message.chat_id == chat.id, Message.id > after_id),
+        execution_options={"synchronize_session": False},
+    )
+    session.commit()

@@ -75,6 +75,21 @@ class EmptyMessageContentError(AppError):
         return {"detail": [{"type": "value_error", "loc": ["body", "content"], "msg": self.detail}]}
 
 
+class MessageStatusConflictError(AppError):
+    """Raised when a conditional update finds the message in another status than expected."""
+
+    status_code = 409
+
+    def __init__(self, *, expected: str, current: str) -> None:
+        self.message = f"The message is no longer {expected}"
+        super().__init__(self.message)
+        self.current = current
+
+    def body(self) -> dict[str, Any]:
+        # The current status lets the caller act (e.g. a generator stops on "stopped").
+        return {"detail": self.message, "status": self.current}
+
+
 class TooManyLoginFailuresError(AppError):
     status_code = 429
     detail = "Too many failed logins; try again later"

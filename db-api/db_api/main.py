@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from db_api.config import get_settings
 from db_api.db import get_engine
 from db_api.errors import install_error_handlers
-from db_api.routes import chats, health, messages, users
+from db_api.routes import chats, health, messages, turns, users
 
 DESCRIPTION = """
 Stores users, chats and messages for the chat app in PostgreSQL.
@@ -19,8 +19,10 @@ Stores users, chats and messages for the chat app in PostgreSQL.
 Every route except `/health/*` needs `Authorization: Bearer <SERVICE_TOKEN>`.
 Routes under `/chats` also need `X-User-Id: <uuid>`, the acting user: another
 user's chat answers 404 exactly like a missing one. Errors are
-`{"detail": "human message"}`; 422 keeps FastAPI's list of problems. While
-PostgreSQL is unreachable every route answers 503 `{"detail": "Database unavailable"}`.
+`{"detail": "human message"}`; 422 keeps FastAPI's list of problems; a conditional
+message update (`if_status`) that no longer applies answers 409 with the message's
+current `status`. While PostgreSQL is unreachable every route answers 503
+`{"detail": "Database unavailable"}`.
 """
 
 
@@ -39,7 +41,7 @@ def operation_id_from_name(route: APIRoute) -> str:
 
 app = FastAPI(
     title="db-api",
-    version="1.0.0",
+    version="2.0.0",
     summary="Users, chats and messages of the chat app.",
     description=DESCRIPTION,
     lifespan=lifespan,
@@ -47,10 +49,13 @@ app = FastAPI(
     openapi_tags=[
         {"name": "users", "description": "Accounts and password checks."},
         {"name": "chats", "description": "The acting user's chats."},
-        {"name": "messages", "description": "Messages inside a chat."},
+        {
+            "name": "messages",
+            "description": "Messages inside a chat, and turns (a message and its reply).",
+        },
         {"name": "health", "description": "Probes; no token needed."},
     ],
 )
 install_error_handlers(app)
-for router in (users.router, chats.router, messages.router, health.router):
+for router in (users.router, chats.router, messages.router, turns.router, health.router):
     app.include_router(router)

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Computed,
     DateTime,
     ForeignKey,
     Identity,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 MESSAGE_ROLES = ("system", "user", "assistant")
@@ -46,6 +48,21 @@ class Base(DeclarativeBase):
 
 def _timestamp() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+def _search_vector(source_column: str) -> Mapped[str | None]:
+    """A full-text index of one text column, kept current by PostgreSQL itself.
+
+    The 'simple' configuration lowercases words without stemming or stop words, so any
+    language matches word for word (non-ASCII letters are lowercased only when the
+    database's LC_CTYPE is a UTF-8 locale, as in native mode and compose). Deferred: only
+    search reads it, and the vector of a long message is as large as its text.
+    """
+    return mapped_column(
+        TSVECTOR,
+        Computed(f"to_tsvector('simple'::regconfig, {source_column})", persisted=True),
+        deferred=True,
+    )
 
 
 class User(Base):
@@ -75,10 +92,12 @@ class Chat(Base):
     title: Mapped[str] = mapped_column(String(200), nullable=False)
     created_at: Mapped[datetime] = _timestamp()
     updated_at: Mapped[datetime] = _timestamp()
+    search_vector: Mapped[str | None] = _search_vector("title")
 
 
 # Serves the chat list: one owner's chats, most recently active first.
 Index("ix_chats_owner_id_updated_at", Chat.owner_id, Chat.updated_at.desc())
+Index("ix_chats_search_vector", Chat.search_vector, postgresql_using="gin")
 
 
 class Message(Base):
@@ -95,9 +114,14 @@ class Message(Base):
     )
     created_at: Mapped[datetime] = _timestamp()
     updated_at: Mapped[datetime] = _timestamp()
+    # For an assistant reply: the oldest message the model saw (null: the whole chat).
+    # Informational only, so no foreign key: deleting that message must not touch the reply.
+    context_start_id: Mapped[int | None] = mapped_column(BigInteger)
+    search_vector: Mapped[str | None] = _search_vector("content")
 
     __table_args__ = (
         CheckConstraint(_in_list("role", MESSAGE_ROLES), name="role"),
         CheckConstraint(_in_list("status", MESSAGE_STATUSES), name="status"),
         Index("ix_messages_chat_id_id", "chat_id", "id"),
+        Index("ix_messages_search_vector", "search_vector", postgresql_using="gin"),
     )

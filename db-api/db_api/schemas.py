@@ -10,6 +10,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 MAX_MESSAGE_CHARS = 32_000
+# Ids are PostgreSQL bigints; anything outside that range cannot exist and is a 422.
+MAX_BIGINT = 2**63 - 1
 DEFAULT_CHAT_TITLE = "New chat"
 
 MessageRole = Literal["system", "user", "assistant"]
@@ -56,6 +58,13 @@ Title = Annotated[
     BeforeValidator(_strip),
     AfterValidator(_storable_text),
 ]
+SearchQuery = Annotated[
+    str,
+    Field(min_length=1, max_length=200, examples=["lisbon alfama"]),
+    BeforeValidator(_strip),
+    AfterValidator(_storable_text),
+]
+MessageId = Annotated[int, Field(ge=1, le=MAX_BIGINT)]
 MessageContent = Annotated[
     str,
     Field(max_length=MAX_MESSAGE_CHARS, examples=["What should I see in Lisbon?"]),
@@ -160,6 +169,7 @@ class MessagePublic(BaseModel):
                     "status": "complete",
                     "created_at": "2025-01-31T12:05:00Z",
                     "updated_at": "2025-01-31T12:05:03Z",
+                    "context_start_id": None,
                 }
             ]
         },
@@ -172,6 +182,11 @@ class MessagePublic(BaseModel):
     status: MessageStatus
     created_at: datetime
     updated_at: datetime
+    context_start_id: int | None = Field(
+        description="For an assistant reply, the id of the oldest message the model saw when "
+        "writing it; null when it saw the whole chat.",
+        examples=[None, 17],
+    )
 
 
 class ChatDetail(ChatPublic):
@@ -223,22 +238,111 @@ class MessageCreate(_Strict):
 
 
 class MessageUpdate(_Strict):
-    """New content and/or status for a message, e.g. while a reply streams in."""
+    """New content, status and/or context start for a message, e.g. while a reply streams in."""
 
     content: Annotated[
         MessageContent | None,
         Field(description="Up to 32,000 characters; replaces the whole text."),
     ] = None
     status: MessageStatus | None = None
+    context_start_id: Annotated[
+        MessageId | None,
+        Field(
+            description="The oldest message the model saw for this reply; `null` clears it "
+            "(the model saw the whole chat). Leave it out to keep the stored value."
+        ),
+    ] = None
+    if_status: Annotated[
+        MessageStatus | None,
+        Field(
+            description="Apply the update only if the message's current status is this one; "
+            "otherwise answer 409 with the current status. Makes a save from a reply that "
+            "was stopped meanwhile (or a stop after it finished) fail instead of overwriting."
+        ),
+    ] = None
 
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"content": "Start with the Alfama district.", "status": "complete"}]
+            "examples": [
+                {"content": "Start with the Alfama district.", "if_status": "generating"},
+                {
+                    "content": "Start with the Alfama district.",
+                    "status": "complete",
+                    "context_start_id": 17,
+                    "if_status": "generating",
+                },
+                {"status": "stopped", "if_status": "generating"},
+            ]
         }
     )
 
     @model_validator(mode="after")
     def require_a_change(self) -> Self:
-        if self.content is None and self.status is None:
-            raise ValueError("give at least one of content or status")
+        if not self.model_fields_set & {"content", "status", "context_start_id"}:
+            raise ValueError("give at least one of content, status or context_start_id")
         return self
+
+    @property
+    def sets_context_start(self) -> bool:
+        """Whether the caller sent `context_start_id` at all (null clears it)."""
+        return "context_start_id" in self.model_fields_set
+
+
+class TurnCreate(_Strict):
+    """The user's next message, which also starts the assistant's (empty) reply."""
+
+    content: Annotated[
+        MessageContent,
+        Field(min_length=1, description="The user's message, 1 to 32,000 characters."),
+    ]
+    title: Annotated[
+        Title | None,
+        Field(
+            description="Becomes the chat's title if this is the chat's first user message "
+            "(1 to 200 characters, trimmed); ignored otherwise."
+        ),
+    ] = None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"content": "What should I see in Lisbon?", "title": "Trip to Lisbon"},
+                {"content": "And where should I eat?"},
+            ]
+        }
+    )
+
+
+class TurnPublic(BaseModel):
+    """What a turn created: the chat as it is now, the user's message and the empty reply."""
+
+    chat: ChatPublic
+    user_message: MessagePublic
+    reply: MessagePublic = Field(
+        description="The assistant's reply, empty and `generating`; fill it in with PATCH."
+    )
+
+
+class StatusConflict(BaseModel):
+    """The 409 body when `if_status` no longer holds."""
+
+    detail: str = Field(examples=["The message is no longer generating"])
+    status: MessageStatus = Field(description="The message's current status.", examples=["stopped"])
+
+
+class SearchHit(BaseModel):
+    """One matching chat and a plain-text excerpt around the matched words."""
+
+    chat: ChatPublic
+    snippet: str = Field(
+        description="Plain text from the best matching message (or the title) with each match "
+        "wrapped in U+0002 ... U+0003; escape the text, then turn those into highlighting.",
+        examples=["Start with the \u0002Alfama\u0003 district, then walk down to the river"],
+    )
+
+
+class SearchResults(BaseModel):
+    """The acting user's chats that match a full-text query, best matches first."""
+
+    items: list[SearchHit]
+    query: str = Field(description="The query as searched (trimmed).", examples=["alfama"])

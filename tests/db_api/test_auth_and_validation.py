@@ -30,6 +30,10 @@ PROTECTED_ROUTES = [
     ("DELETE", f"/chats/{uuid.uuid4()}"),
     ("POST", f"/chats/{uuid.uuid4()}/messages"),
     ("PATCH", f"/chats/{uuid.uuid4()}/messages/1"),
+    ("GET", f"/chats/{uuid.uuid4()}/messages/1"),
+    ("DELETE", f"/chats/{uuid.uuid4()}/messages?after_id=0"),
+    ("POST", f"/chats/{uuid.uuid4()}/turns"),
+    ("GET", "/chats/search?q=anything"),
 ]
 
 
@@ -156,7 +160,19 @@ def test_longest_message_is_stored_whole(db_api_client: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"content": "x" * 32_001}, {"content": "a\x00b"}, {"status": "finished"}],
+    [
+        {},
+        {"content": "x" * 32_001},
+        {"content": "a\x00b"},
+        {"status": "finished"},
+        {"if_status": "generating"},
+        {"content": "x", "if_status": "done"},
+        {"content": "x", "if_status": None, "extra": 1},
+        {"context_start_id": 0},
+        {"context_start_id": -5},
+        {"context_start_id": 2**63},
+        {"context_start_id": "seven"},
+    ],
 )
 def test_bad_message_updates_are_422(db_api_client: httpx.Client, body: dict[str, Any]) -> None:
     user = create_user(db_api_client)
@@ -184,6 +200,26 @@ def test_bad_ids_in_the_path_are_422(
     db_api_client: httpx.Client, path: str, body: dict[str, str]
 ) -> None:
     response = db_api_client.patch(path, json=body, headers=user_headers(uuid.uuid4()))
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("after_id", [None, -1, "abc", 2**63])
+def test_bad_after_id_is_422(db_api_client: httpx.Client, after_id: object) -> None:
+    user = create_user(db_api_client)
+    chat = create_chat(db_api_client, user_id=user["id"])
+    add_message(db_api_client, user_id=user["id"], chat_id=chat["id"])
+    params = {} if after_id is None else {"after_id": str(after_id)}
+    response = db_api_client.delete(
+        f"/chats/{chat['id']}/messages", params=params, headers=user_headers(user["id"])
+    )
+    assert response.status_code == 422
+    detail = db_api_client.get(f"/chats/{chat['id']}", headers=user_headers(user["id"])).json()
+    assert len(detail["messages"]) == 1
+
+
+@pytest.mark.parametrize("path", ["/chats/search/messages", "/chats/search/turns"])
+def test_search_is_not_a_chat_id_elsewhere(db_api_client: httpx.Client, path: str) -> None:
+    response = db_api_client.post(path, json={"content": "x"}, headers=user_headers(uuid.uuid4()))
     assert response.status_code == 422
 
 

@@ -1,4 +1,4 @@
-"""Messages: append, stream an assistant reply in, and the chat's activity time."""
+"""Messages: append, read one, stream a reply in, context start, drop the tail."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import httpx
 from tests.support.factories import (
     add_message,
     create_chat,
+    create_turn,
     create_user,
     parse_timestamp,
     user_headers,
@@ -108,3 +109,89 @@ def test_unknown_message_is_404(db_api_client: httpx.Client) -> None:
     )
     assert response.status_code == 404
     assert response.json() == {"detail": "Message not found"}
+
+
+def test_get_one_message(db_api_client: httpx.Client) -> None:
+    user = create_user(db_api_client)
+    chat = create_chat(db_api_client, user_id=user["id"])
+    turn = create_turn(db_api_client, user_id=user["id"], chat_id=chat["id"])
+    reply = turn["reply"]
+    response = db_api_client.get(
+        f"/chats/{chat['id']}/messages/{reply['id']}", headers=user_headers(user["id"])
+    )
+    assert response.status_code == 200
+    assert response.json() == reply
+
+
+def test_get_message_through_another_chat_is_404(db_api_client: httpx.Client) -> None:
+    user = create_user(db_api_client)
+    chat = create_chat(db_api_client, user_id=user["id"])
+    other_chat = create_chat(db_api_client, user_id=user["id"])
+    message = add_message(db_api_client, user_id=user["id"], chat_id=chat["id"])
+    response = db_api_client.get(
+        f"/chats/{other_chat['id']}/messages/{message['id']}", headers=user_headers(user["id"])
+    )
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Message not found"}
+
+
+def test_context_start_round_trip(db_api_client: httpx.Client) -> None:
+    user = create_user(db_api_client)
+    headers = user_headers(user["id"])
+    chat = create_chat(db_api_client, user_id=user["id"])
+    first = create_turn(db_api_client, user_id=user["id"], chat_id=chat["id"])
+    second = create_turn(db_api_client, user_id=user["id"], chat_id=chat["id"])
+    url = f"/chats/{chat['id']}/messages/{second['reply']['id']}"
+    start_id = first["reply"]["id"]
+
+    saved = db_api_client.patch(url, json={"context_start_id": start_id}, headers=headers)
+    assert saved.status_code == 200
+    assert saved.json()["context_start_id"] == start_id
+    # Leaving the field out keeps it; other fields still change.
+    finished = db_api_client.patch(
+        url, json={"content": "Done.", "status": "complete"}, headers=headers
+    )
+    assert finished.json()["context_start_id"] == start_id
+    assert db_api_client.get(url, headers=headers).json()["context_start_id"] == start_id
+    detail = db_api_client.get(f"/chats/{chat['id']}", headers=headers).json()
+    assert detail["messages"][-1]["context_start_id"] == start_id
+    # An explicit null clears it.
+    cleared = db_api_client.patch(url, json={"context_start_id": None}, headers=headers)
+    assert cleared.status_code == 200
+    assert cleared.json()["context_start_id"] is None
+    assert cleared.json()["content"] == "Done."
+
+
+def test_delete_after_drops_only_later_messages(db_api_client: httpx.Client) -> None:
+    user = create_user(db_api_client)
+    headers = user_headers(user["id"])
+    chat = create_chat(db_api_client, user_id=user["id"])
+    other_chat = create_chat(db_api_client, user_id=user["id"])
+    first = create_turn(db_api_client, user_id=user["id"], chat_id=chat["id"])
+    create_turn(db_api_client, user_id=user["id"], chat_id=chat["id"])
+    untouched = create_turn(db_api_client, user_id=user["id"], chat_id=other_chat["id"])
+
+    response = db_api_client.delete(
+        f"/chats/{chat['id']}/messages",
+        params={"after_id": first["user_message"]["id"]},
+        headers=headers,
+    )
+    assert response.status_code == 204
+    assert response.content == b""
+    detail = db_api_client.get(f"/chats/{chat['id']}", headers=headers).json()
+    assert detail["messages"] == [first["user_message"]]
+    other = db_api_client.get(f"/chats/{other_chat['id']}", headers=headers).json()
+    assert other["messages"] == [untouched["user_message"], untouched["reply"]]
+
+    # Nothing later: still 204. Zero empties the chat.
+    again = db_api_client.delete(
+        f"/chats/{chat['id']}/messages",
+        params={"after_id": first["user_message"]["id"]},
+        headers=headers,
+    )
+    assert again.status_code == 204
+    emptied = db_api_client.delete(
+        f"/chats/{chat['id']}/messages", params={"after_id": 0}, headers=headers
+    )
+    assert emptied.status_code == 204
+    assert db_api_client.get(f"/chats/{chat['id']}", headers=headers).json()["messages"] == []

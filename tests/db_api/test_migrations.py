@@ -9,7 +9,7 @@ import uuid
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from db_api.models import Base
 from tests.support.db_api import db_api_env, run_migrations
@@ -59,6 +59,72 @@ def test_downgrade_to_base_then_upgrade_again(postgres: PostgresCluster) -> None
     assert _tables(url) == set()
     run_migrations(env, "upgrade", "head")
     assert _tables(url) == APP_TABLES
+
+
+def _columns(url: str, table: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return {column["name"] for column in inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
+def _indexes(url: str, table: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return {index["name"] for index in inspect(engine).get_indexes(table) if index["name"]}
+    finally:
+        engine.dispose()
+
+
+def test_search_columns_come_and_go_with_0002(postgres: PostgresCluster) -> None:
+    name, url = _fresh_database(postgres)
+    env = db_api_env(postgres=postgres, database=name, service_token=secrets.token_urlsafe(32))
+    run_migrations(env, "upgrade", "head")
+    assert {"search_vector", "context_start_id"} <= _columns(url, "messages")
+    assert "search_vector" in _columns(url, "chats")
+    assert "ix_messages_search_vector" in _indexes(url, "messages")
+    assert "ix_chats_search_vector" in _indexes(url, "chats")
+
+    run_migrations(env, "downgrade", "0001")
+    assert _columns(url, "messages") & {"search_vector", "context_start_id"} == set()
+    assert "search_vector" not in _columns(url, "chats")
+    assert "ix_messages_search_vector" not in _indexes(url, "messages")
+    assert "ix_chats_search_vector" not in _indexes(url, "chats")
+
+    run_migrations(env, "upgrade", "head")
+    assert {"search_vector", "context_start_id"} <= _columns(url, "messages")
+    assert "ix_chats_search_vector" in _indexes(url, "chats")
+
+
+def test_0002_indexes_rows_that_already_exist(postgres: PostgresCluster) -> None:
+    name, url = _fresh_database(postgres)
+    env = db_api_env(postgres=postgres, database=name, service_token=secrets.token_urlsafe(32))
+    run_migrations(env, "upgrade", "0001")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO users (id, username, password_hash) "
+                    "VALUES ('00000000-0000-0000-0000-000000000001', 'old_user', 'x');"
+                    "INSERT INTO chats (id, owner_id, title) VALUES "
+                    "('00000000-0000-0000-0000-000000000002', "
+                    "'00000000-0000-0000-0000-000000000001', 'Old Title');"
+                    "INSERT INTO messages (chat_id, role, content) VALUES "
+                    "('00000000-0000-0000-0000-000000000002', 'user', 'Old words here')"
+                )
+            )
+        run_migrations(env, "upgrade", "head")
+        with engine.connect() as connection:
+            chat_vector = connection.scalar(text("SELECT search_vector::text FROM chats"))
+            message = connection.execute(
+                text("SELECT search_vector::text, context_start_id FROM messages")
+            ).one()
+    finally:
+        engine.dispose()
+    assert chat_vector == "'old':1 'title':2"
+    assert message == ("'here':3 'old':1 'words':2", None)
 
 
 def test_migrations_run_from_inside_the_service_directory(postgres: PostgresCluster) -> None:

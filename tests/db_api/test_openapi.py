@@ -25,7 +25,7 @@ def test_every_operation_is_named_and_summarised(db_api: DbApiServer) -> None:
         for method, operation in item.items()
         if method in HTTP_METHODS
     ]
-    assert len(operations) == 12
+    assert len(operations) == 16
     for path, method, operation in operations:
         where = f"{method.upper()} {path}"
         assert operation.get("summary"), where
@@ -34,10 +34,42 @@ def test_every_operation_is_named_and_summarised(db_api: DbApiServer) -> None:
         # Readable ids: the handler's name, not FastAPI's path-derived default.
         assert not operation["operationId"].endswith(("_get", "_post", "_patch", "_delete"))
     operation_ids = {operation["operationId"] for _, _, operation in operations}
-    assert {"create_user", "verify_user", "list_chats", "add_message"} <= operation_ids
+    assert {
+        "create_user",
+        "verify_user",
+        "list_chats",
+        "add_message",
+        "start_turn",
+        "get_message",
+        "update_message",
+        "delete_messages_after",
+        "search_chats",
+    } <= operation_ids
+
+
+def test_search_is_not_taken_for_a_chat_id(db_api: DbApiServer) -> None:
+    paths = httpx.get(f"{db_api.url}/openapi.json").json()["paths"]
+    assert paths["/chats/search"]["get"]["operationId"] == "search_chats"
+
+
+def test_conflict_answer_is_documented(db_api: DbApiServer) -> None:
+    spec = httpx.get(f"{db_api.url}/openapi.json").json()
+    patch = spec["paths"]["/chats/{chat_id}/messages/{message_id}"]["patch"]
+    conflict = patch["responses"]["409"]["content"]["application/json"]["schema"]
+    assert conflict == {"$ref": "#/components/schemas/StatusConflict"}
+    message = spec["components"]["schemas"]["MessagePublic"]
+    assert "context_start_id" in message["required"]
+    assert "search_vector" not in message["properties"]
 
 
 def test_request_bodies_carry_examples(db_api: DbApiServer) -> None:
     schemas = httpx.get(f"{db_api.url}/openapi.json").json()["components"]["schemas"]
-    for name in ("UserCreate", "ChatCreate", "ChatUpdate", "MessageCreate", "MessageUpdate"):
+    for name in (
+        "UserCreate",
+        "ChatCreate",
+        "ChatUpdate",
+        "MessageCreate",
+        "MessageUpdate",
+        "TurnCreate",
+    ):
         assert schemas[name].get("examples"), name

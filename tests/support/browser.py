@@ -6,10 +6,17 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    expect,
+    sync_playwright,
+)
 
 from tests.support.processes import ARTIFACTS_DIR
 
@@ -41,9 +48,17 @@ class BrowserTab:
             self.script_errors.append(message.text)
 
 
+ColorScheme = Literal["light", "dark", "no-preference"]
+
+
 class OpenTab(Protocol):
     def __call__(
-        self, *, javascript: bool = True, width: int = 1280, height: int = 860
+        self,
+        *,
+        javascript: bool = True,
+        width: int = 1280,
+        height: int = 860,
+        color_scheme: ColorScheme = "light",
     ) -> BrowserTab: ...
 
 
@@ -51,6 +66,8 @@ class OpenTab(Protocol):
 def browser() -> Iterator[Browser]:
     # Module scope: Playwright's sync API keeps an event loop running while it is
     # open, which would break asyncio tests collected after the browser tests.
+    # The model answers on a CPU; assertions that wait for a reply need the same patience.
+    expect.set_options(timeout=90_000)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
@@ -63,10 +80,18 @@ def open_tab(browser: Browser) -> Iterator[OpenTab]:
     contexts: list[BrowserContext] = []
 
     def open_new_tab(
-        *, javascript: bool = True, width: int = 1280, height: int = 860
+        *,
+        javascript: bool = True,
+        width: int = 1280,
+        height: int = 860,
+        color_scheme: ColorScheme = "light",
     ) -> BrowserTab:
+        # The colour scheme is pinned (light by default) so screenshots do not depend on
+        # the machine's setting.
         context = browser.new_context(
-            java_script_enabled=javascript, viewport={"width": width, "height": height}
+            java_script_enabled=javascript,
+            viewport={"width": width, "height": height},
+            color_scheme=color_scheme,
         )
         # The model answers on a CPU; a reply can take tens of seconds.
         context.set_default_timeout(90_000)

@@ -73,6 +73,25 @@ def add_message(
     return _json_object(response, 201)
 
 
+def create_turn(
+    client: httpx.Client,
+    *,
+    user_id: str | uuid.UUID,
+    chat_id: str | uuid.UUID,
+    content: str = "Hello!",
+    title: str | None = None,
+) -> dict[str, Any]:
+    """Send a message and start its reply through `POST /chats/{id}/turns`.
+
+    Answers the JSON `{"chat", "user_message", "reply"}`.
+    """
+    body: dict[str, Any] = {"content": content}
+    if title is not None:
+        body["title"] = title
+    response = client.post(f"/chats/{chat_id}/turns", json=body, headers=user_headers(user_id))
+    return _json_object(response, 201)
+
+
 def parse_timestamp(value: str) -> datetime:
     """A JSON timestamp as an aware datetime, for comparisons that strings get wrong."""
     parsed = datetime.fromisoformat(value)

@@ -12,7 +12,8 @@ from tests.support.db_api import DbApiServer
 from tests.support.factories import DEFAULT_PASSWORD, unique_username, user_headers
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
-TEXTAREA = re.compile(r"<textarea[^>]*>(.*?)</textarea>", re.DOTALL)
+# The message box (id="content"); an edit form's textarea may come earlier in the page.
+TEXTAREA = re.compile(r'<textarea[^>]*id="content"[^>]*>(.*?)</textarea>', re.DOTALL)
 CHAT_PATH = re.compile(r"^/chats/([0-9a-f-]{36})$")
 
 # A real reply on two CPU cores can take a while; nothing here is timing-sensitive.

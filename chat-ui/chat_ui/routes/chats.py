@@ -1,4 +1,11 @@
-"""The chat pages: list, new chat, one conversation, sending a message and retrying a reply."""
+"""The chat pages: list, new chat, one conversation, and sending a message.
+
+Sending works two ways (see docs/ARCHITECTURE.md, "chat-ui routes (v2)"): a plain
+form waits for the reply and redirects back to the chat; the page's script asks
+for JSON (`Accept: application/json`) and gets 202 with the reply's stream URL as
+soon as the reply is being written. The reply routes (stream, stop, retry,
+regenerate, edit) are in `routes.messages`.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +13,114 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from chat_ui.conversation import DEFAULT_CHAT_TITLE, can_retry, validate_message
-from chat_ui.deps import ConversationDep, CurrentUser, DbDep, SettingsDep, check_csrf
-from chat_ui.errors import ChatUiError, DatabaseUnavailable, InvalidInput, ModelError
+from chat_ui.conversation import (
+    DEFAULT_CHAT_TITLE,
+    INTERRUPTED_MESSAGE,
+    StartedReply,
+    as_shown,
+    can_retry,
+    is_interrupted,
+    validate_message,
+)
+from chat_ui.deps import (
+    ConversationDep,
+    CurrentUser,
+    DbDep,
+    SettingsDep,
+    SignedInUser,
+    check_csrf,
+)
+from chat_ui.errors import ChatNotFound, ChatUiError, DatabaseUnavailable, SignInRequired
+from chat_ui.generation import GenerationRegistry
 from chat_ui.pages import render, see_other
-from chat_ui.schemas import ChatDetail
-from chat_ui.sessions import SessionUser, pop_notice, session_user, set_notice
+from chat_ui.schemas import ChatDetail, MessagePublic
+from chat_ui.sessions import SessionUser, pop_notice, session_user
 
 router = APIRouter(tags=["chats"])
 
 FormText = Annotated[str, Form()]
 
+REPLY_FAILED = "No reply: generating it failed. Try again."
+
 
 def chat_url(chat_id: uuid.UUID, *, latest: bool = False) -> str:
     return f"/chats/{chat_id}" + ("#latest" if latest else "")
+
+
+def stream_url(chat_id: uuid.UUID, message_id: int) -> str:
+    return f"/chats/{chat_id}/messages/{message_id}/stream"
+
+
+def wants_json(request: Request) -> bool:
+    """The page's script asks for JSON; a plain form submission never does."""
+    return "application/json" in request.headers.get("accept", "")
+
+
+def json_error(error: ChatUiError) -> JSONResponse:
+    return JSONResponse({"error": error.message}, status_code=error.status_code)
+
+
+def started_json(started: StartedReply, **extra: str) -> JSONResponse:
+    body: dict[str, Any] = {
+        "reply_id": started.reply_id,
+        "stream_url": stream_url(started.chat_id, started.reply_id),
+        "user_message_id": started.user_message_id,
+        **extra,
+    }
+    return JSONResponse(body, status_code=202)
+
+
+async def reply_started(request: Request, started: StartedReply) -> Response:
+    """202 JSON for the script; for a plain form, wait for the reply, then back to the chat."""
+    if wants_json(request):
+        return started_json(started)
+    # Waiting never cancels the generation: if the browser gives up, the reply goes on.
+    # A failure shows on the reply itself (see conversation_context), not as a notice.
+    await started.generation.wait_finished()
+    return see_other(chat_url(started.chat_id, latest=True))
+
+
+def reply_error_text(
+    message: MessagePublic, registry: GenerationRegistry, stored: MessagePublic
+) -> str:
+    """Why a reply failed, as precisely as this process knows."""
+    generation = registry.get(message.id)
+    if generation is not None and generation.state.error:
+        return generation.state.error
+    if is_interrupted(stored, live=registry.is_live(stored.id)):
+        return INTERRUPTED_MESSAGE
+    return REPLY_FAILED
+
+
+def conversation_context(chat: ChatDetail, registry: GenerationRegistry) -> dict[str, Any]:
+    """What the message list needs: states as shown, the live reply and the action targets."""
+    stored = [m for m in chat.messages if m.role != "system"]
+    messages = as_shown(stored, registry)
+    last = messages[-1] if messages else None
+    generating = last is not None and last.status == "generating"
+    has_user = any(m.role == "user" for m in messages)
+    last_user = next((m for m in reversed(messages) if m.role == "user"), None)
+    replying_to_user = last is not None and last.role == "assistant" and has_user
+    latest_reply = last if replying_to_user else None
+    return {
+        "messages": messages,
+        "generating": generating,
+        "live_stream_url": stream_url(chat.id, last.id) if generating and last else None,
+        "errors": {
+            shown.id: reply_error_text(shown, registry, original)
+            for shown, original in zip(messages, stored, strict=True)
+            if shown.status == "error"
+        },
+        # The marker goes before the oldest message the model saw for the latest reply.
+        "context_start_id": latest_reply.context_start_id if latest_reply else None,
+        "show_retry": can_retry(messages),
+        "regenerate_id": latest_reply.id
+        if latest_reply and latest_reply.status in ("complete", "stopped")
+        else None,
+        "edit_id": last_user.id if last_user and not generating else None,
+    }
 
 
 async def render_chat_page(
@@ -56,14 +155,41 @@ async def render_chat_page(
     context: dict[str, Any] = {
         "chats": chats,
         "chat": chat,
-        "messages": [m for m in chat.messages if m.role != "system"] if chat else [],
+        "messages": [],
         "form_action": f"/chats/{chat.id}/messages" if chat else "/chats",
         "draft": draft,
         "error": error,
         "notice": pop_notice(request, chat_id=chat.id) if chat else None,
-        "show_retry": can_retry(chat.messages) if chat else False,
+        "show_retry": False,
     }
+    if chat is not None:
+        context.update(conversation_context(chat, request.app.state.generations))
     return render(request, "chat.html", context, status_code=status_code)
+
+
+async def send_failed(
+    request: Request,
+    db: DbDep,
+    user: SessionUser,
+    error: ChatUiError,
+    *,
+    chat_id: uuid.UUID | None,
+    draft: str,
+) -> Response:
+    """The error as JSON for the script, else the chat page with the typed text kept."""
+    if wants_json(request):
+        return json_error(error)
+    if isinstance(error, ChatNotFound | SignInRequired):
+        raise error
+    return await render_chat_page(
+        request,
+        db,
+        user,
+        chat_id=chat_id,
+        draft=draft,
+        error=error.message,
+        status_code=error.status_code,
+    )
 
 
 @router.get("/", summary="Home: the chats when signed in, else sign-in")
@@ -91,18 +217,23 @@ async def create_chat(
         check_csrf(request, csrf_token)
         if has_message:
             content = validate_message(content, max_chars=settings.max_message_chars)
-    except ChatUiError as error:
-        return await render_chat_page(
-            request, db, user, draft=content, error=error.message, status_code=error.status_code
-        )
-    try:
         chat = await db.create_chat(user.id, title=DEFAULT_CHAT_TITLE)
-        await db.add_message(user.id, chat.id, role="assistant", content=settings.opening_message)
-    except DatabaseUnavailable:
-        return await render_chat_page(request, db, user, draft=content)
+        opening = await db.add_message(
+            user.id, chat.id, role="assistant", content=settings.opening_message
+        )
+    except ChatUiError as error:
+        return await send_failed(request, db, user, error, chat_id=None, draft=content)
     if not has_message:
         return see_other(chat_url(chat.id))
-    return await _send(request, db, user, conversation, chat.id, content)
+    detail = ChatDetail(**chat.model_dump(), messages=[opening])
+    try:
+        started = await conversation.send_message(detail, content)
+    except ChatUiError as error:
+        return await send_failed(request, db, user, error, chat_id=chat.id, draft=content)
+    if wants_json(request):
+        # The script opens the chat's page, which picks the stream up from there.
+        return started_json(started, chat_url=chat_url(chat.id))
+    return await reply_started(request, started)
 
 
 @router.get("/chats/{chat_id}", response_class=HTMLResponse, summary="One conversation")
@@ -111,11 +242,11 @@ async def chat_page(request: Request, chat_id: uuid.UUID, user: CurrentUser, db:
     return await render_chat_page(request, db, user, chat=chat)
 
 
-@router.post("/chats/{chat_id}/messages", summary="Send a message and get the reply")
+@router.post("/chats/{chat_id}/messages", summary="Send a message and start the reply")
 async def send_message(
     request: Request,
     chat_id: uuid.UUID,
-    user: CurrentUser,
+    user: SignedInUser,
     db: DbDep,
     settings: SettingsDep,
     conversation: ConversationDep,
@@ -125,60 +256,8 @@ async def send_message(
     try:
         check_csrf(request, csrf_token)
         content = validate_message(content, max_chars=settings.max_message_chars)
-    except ChatUiError as error:
-        return await render_chat_page(
-            request,
-            db,
-            user,
-            chat_id=chat_id,
-            draft=content,
-            error=error.message,
-            status_code=error.status_code,
-        )
-    return await _send(request, db, user, conversation, chat_id, content)
-
-
-@router.post("/chats/{chat_id}/retry", summary="Generate the reply to the last message again")
-async def retry_reply(
-    request: Request,
-    chat_id: uuid.UUID,
-    user: CurrentUser,
-    db: DbDep,
-    conversation: ConversationDep,
-    csrf_token: FormText = "",
-) -> Response:
-    check_csrf(request, csrf_token)
-    chat = await db.get_chat(user.id, chat_id)
-    try:
-        await conversation.retry_reply(chat)
-    except (ModelError, InvalidInput) as error:
-        set_notice(request, chat_id=chat_id, message=error.message)
-    return see_other(chat_url(chat_id, latest=True))
-
-
-async def _send(
-    request: Request,
-    db: DbDep,
-    user: SessionUser,
-    conversation: ConversationDep,
-    chat_id: uuid.UUID,
-    content: str,
-) -> Response:
-    """Send `content`; failures the user can fix re-show the page with their text kept."""
-    try:
         chat = await db.get_chat(user.id, chat_id)
-        await conversation.send_message(chat, content)
-    except (InvalidInput, DatabaseUnavailable) as error:
-        return await render_chat_page(
-            request,
-            db,
-            user,
-            chat_id=chat_id,
-            draft=content,
-            error=error.message,
-            status_code=error.status_code,
-        )
-    except ModelError as error:
-        # The message is saved and its reply marked failed; the page offers a retry.
-        set_notice(request, chat_id=chat_id, message=error.message)
-    return see_other(chat_url(chat_id, latest=True))
+        started = await conversation.send_message(chat, content)
+    except ChatUiError as error:
+        return await send_failed(request, db, user, error, chat_id=chat_id, draft=content)
+    return await reply_started(request, started)

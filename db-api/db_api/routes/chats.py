@@ -1,4 +1,4 @@
-"""Chats of the acting user: list, create, read with messages, rename, delete."""
+"""Chats of the acting user: list, search, create, read with messages, rename, delete."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from db_api import crud
+from db_api import crud, search
 from db_api.deps import CurrentUserId, ServiceAuth, SessionDep
 from db_api.schemas import (
     DEFAULT_CHAT_TITLE,
@@ -18,6 +18,9 @@ from db_api.schemas import (
     ChatUpdate,
     ErrorDetail,
     MessagePublic,
+    SearchHit,
+    SearchQuery,
+    SearchResults,
 )
 
 router = APIRouter(
@@ -53,6 +56,33 @@ def list_chats(
         total=total,
         limit=limit,
         offset=offset,
+    )
+
+
+# Declared before "/{chat_id}", which would otherwise take "search" for a (malformed) id.
+@router.get(
+    "/search",
+    summary="Search the acting user's chats",
+    description="PostgreSQL full-text search (`websearch_to_tsquery('simple', q)`: words, "
+    '`"quoted phrases"`, `or`, `-excluded`) over the titles and message contents of the '
+    "acting user's chats. Words match exactly, case-insensitively, without stemming, in any "
+    "language. Best matches first (the better of title and best message), then most "
+    "recently active. Each hit carries a plain-text `snippet` with the matched words "
+    "wrapped in U+0002 ... U+0003. A query of only punctuation matches nothing.",
+)
+def search_chats(
+    user_id: CurrentUserId,
+    session: SessionDep,
+    q: Annotated[SearchQuery, Query(description="What to look for; 1 to 200 characters, trimmed.")],
+    limit: Annotated[int, Query(ge=1, le=50, description="Most hits to answer, 1 to 50.")] = 20,
+) -> SearchResults:
+    hits = search.search_chats(session, owner_id=user_id, query=q, limit=limit)
+    return SearchResults(
+        items=[
+            SearchHit(chat=ChatPublic.model_validate(chat), snippet=snippet)
+            for chat, snippet in hits
+        ],
+        query=q,
     )
 
 

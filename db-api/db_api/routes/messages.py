@@ -1,15 +1,23 @@
-"""Messages inside one of the acting user's chats: append, and edit while a reply streams."""
+"""Messages inside one of the acting user's chats: append, read, edit while a reply
+streams, and drop the tail of a conversation."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from db_api import crud
 from db_api.deps import CurrentUserId, ServiceAuth, SessionDep
-from db_api.schemas import ErrorDetail, MessageCreate, MessagePublic, MessageUpdate
+from db_api.schemas import (
+    MAX_BIGINT,
+    ErrorDetail,
+    MessageCreate,
+    MessagePublic,
+    MessageUpdate,
+    StatusConflict,
+)
 
 router = APIRouter(
     prefix="/chats/{chat_id}/messages",
@@ -23,7 +31,7 @@ router = APIRouter(
 
 ChatId = Annotated[uuid.UUID, Path(description="The chat's id.")]
 # Ids are PostgreSQL bigints; anything outside that range cannot exist and is a 422.
-MessageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The message's id.")]
+MessageId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="The message's id.")]
 
 
 @router.post(
@@ -31,7 +39,8 @@ MessageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The message's i
     status_code=status.HTTP_201_CREATED,
     summary="Append a message",
     description="Adds a message after the chat's last one and moves the chat to the top of "
-    "the list. An assistant reply can start empty with `status: generating`.",
+    "the list. An assistant reply can start empty with `status: generating`. To send the "
+    "user's next message and start its reply together, use `POST /chats/{chat_id}/turns`.",
 )
 def add_message(
     chat_id: ChatId, body: MessageCreate, user_id: CurrentUserId, session: SessionDep
@@ -47,11 +56,55 @@ def add_message(
     return MessagePublic.model_validate(message)
 
 
+@router.delete(
+    "",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete the messages after one",
+    description="Deletes every message of the chat whose id is greater than `after_id`, e.g. "
+    "the old reply when a message is edited and sent again. `after_id=0` empties the chat. "
+    "Deleting nothing is not an error.",
+)
+def delete_messages_after(
+    chat_id: ChatId,
+    user_id: CurrentUserId,
+    session: SessionDep,
+    after_id: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=MAX_BIGINT,
+            description="Keep messages up to and including this id; delete the later ones.",
+            examples=[41],
+        ),
+    ],
+) -> Response:
+    crud.delete_messages_after(session, owner_id=user_id, chat_id=chat_id, after_id=after_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{message_id}",
+    summary="Get a message",
+    description="One message of the chat, e.g. to poll a reply that is being generated.",
+)
+def get_message(
+    chat_id: ChatId, message_id: MessageId, user_id: CurrentUserId, session: SessionDep
+) -> MessagePublic:
+    message = crud.get_message(session, owner_id=user_id, chat_id=chat_id, message_id=message_id)
+    return MessagePublic.model_validate(message)
+
+
 @router.patch(
     "/{message_id}",
     summary="Edit a message",
-    description="Replaces the content and/or the status, e.g. as a reply streams in and "
-    "finishes. Also moves the chat to the top of the list.",
+    description="Replaces the content, the status and/or `context_start_id`, e.g. as a reply "
+    "streams in and finishes. Also moves the chat to the top of the list. With `if_status`, "
+    "the check and the update are one atomic step: if the message's status is no longer "
+    "`if_status`, nothing changes and the answer is 409 with the current `status`, so a "
+    "finishing reply cannot overwrite a stop and a late stop cannot overwrite a finished reply.",
+    responses={
+        409: {"model": StatusConflict, "description": "The status is no longer `if_status`"}
+    },
 )
 def update_message(
     chat_id: ChatId,
@@ -67,5 +120,7 @@ def update_message(
         message_id=message_id,
         content=body.content,
         status=body.status,
+        context_start_id=body.context_start_id if body.sets_context_start else crud.KEEP,
+        if_status=body.if_status,
     )
     return MessagePublic.model_validate(message)

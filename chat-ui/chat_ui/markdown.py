@@ -1,0 +1,140 @@
+"""Markdown to safe HTML for chat messages.
+
+Text from users and from the model is untrusted, so rendering is layered: markdown-it never
+passes raw HTML through (``html=False``), code is highlighted with CSS classes only (the CSP
+forbids inline styles), and nh3 then sanitises the result against an explicit allowlist, so
+a bug in one layer is not enough for script to reach the page. It runs on every streamed
+update, so the parser, the formatter and the sanitiser are built once and reused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
+from markupsafe import Markup
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexer import Lexer
+from pygments.lexers import get_lexer_by_name
+from pygments.token import STANDARD_TYPES
+from pygments.util import ClassNotFound
+
+# Fenced code is wrapped in <pre class="code-block">; code.css scopes the Pygments
+# colours under this class.
+CODE_BLOCK_CLASS = "code-block"
+
+# Table alignment arrives from markdown-it as style="text-align:…"; it becomes one of
+# these classes instead, because inline styles are both blocked by the CSP and stripped.
+_ALIGN_CLASSES = {"left": "align-left", "center": "align-center", "right": "align-right"}
+
+# Only the characters a real language name uses, so the class attribute stays boring.
+_LANGUAGE_NAME = re.compile(r"[^a-z0-9_+#.-]")
+_MAX_LANGUAGE_NAME = 32
+
+_formatter = HtmlFormatter(nowrap=True)
+
+# What markdown-it can produce for a message, minus images (no remote loads).
+_TEXT_TAGS = ("p", "br", "hr", "strong", "em", "del", "s", "code", "pre", "span", "blockquote")
+_HEADING_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_TABLE_TAGS = ("table", "thead", "tbody", "tr", "th", "td")
+ALLOWED_TAGS = {*_TEXT_TAGS, *_HEADING_TAGS, *_TABLE_TAGS, "ul", "ol", "li", "a"}
+
+_SANITISER = nh3.Cleaner(
+    tags=ALLOWED_TAGS,
+    attributes={"a": {"href"}, "ol": {"start"}, "code": {"class"}},
+    allowed_classes={
+        # Every class Pygments can emit, and nothing else: no borrowing the app's own classes.
+        "span": {name for name in STANDARD_TYPES.values() if name},
+        "pre": {CODE_BLOCK_CLASS},
+        "th": set(_ALIGN_CLASSES.values()),
+        "td": set(_ALIGN_CLASSES.values()),
+    },
+    url_schemes={"http", "https", "mailto"},
+    # Relative links would point into the app itself (a phishing aid); only absolute
+    # http(s) and mailto links are kept, anything else loses its href.
+    url_relative="deny",
+    link_rel="nofollow noopener noreferrer",
+    strip_comments=True,
+)
+
+
+@lru_cache(maxsize=256)
+def _lexer_for(language: str) -> Lexer | None:
+    try:
+        return get_lexer_by_name(language, stripnl=False, ensurenl=False)
+    except ClassNotFound:
+        return None
+
+
+def _render_fence(
+    renderer: RendererHTML,
+    tokens: Sequence[Token],
+    idx: int,
+    options: OptionsDict,
+    env: EnvType,
+) -> str:
+    """A fenced block: Pygments spans for a known language, escaped text otherwise."""
+    token = tokens[idx]
+    info = token.info.strip()
+    language = (
+        _LANGUAGE_NAME.sub("", info.split(maxsplit=1)[0].lower())[:_MAX_LANGUAGE_NAME]
+        if info
+        else ""
+    )
+    lexer = _lexer_for(language) if language else None
+    body = highlight(token.content, lexer, _formatter) if lexer else escapeHtml(token.content)
+    code_class = f' class="language-{language}"' if language else ""
+    return f'<pre class="{CODE_BLOCK_CLASS}"><code{code_class}>{body}</code></pre>\n'
+
+
+def _render_table_cell(
+    renderer: RendererHTML,
+    tokens: Sequence[Token],
+    idx: int,
+    options: OptionsDict,
+    env: EnvType,
+) -> str:
+    token = tokens[idx]
+    style = str(token.attrGet("style") or "")
+    if style:
+        token.attrs.pop("style", None)
+        alignment = style.removeprefix("text-align:").strip()
+        if alignment in _ALIGN_CLASSES:
+            token.attrSet("class", _ALIGN_CLASSES[alignment])
+    return renderer.renderToken(tokens, idx, options, env)
+
+
+def _build_parser() -> MarkdownIt:
+    # CommonMark with raw HTML off; "breaks" keeps a chat message's single newlines, which
+    # people type expecting a new line. Images are off: no remote loads from a message.
+    parser = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True})
+    parser.enable(["table", "strikethrough"])
+    parser.disable("image")
+    renderer: Any = parser.renderer
+    renderer.rules["fence"] = lambda tokens, idx, options, env: _render_fence(
+        renderer, tokens, idx, options, env
+    )
+    for cell in ("th_open", "td_open"):
+        renderer.rules[cell] = lambda tokens, idx, options, env: _render_table_cell(
+            renderer, tokens, idx, options, env
+        )
+    return parser
+
+
+_parser = _build_parser()
+
+
+def render_markdown(text: str) -> Markup:
+    """Render untrusted markdown (possibly a half-streamed reply) to sanitised HTML."""
+    if not text:
+        return Markup("")
+    return Markup(_SANITISER.clean(_parser.render(text)))  # noqa: S704 - sanitised just now

@@ -1,0 +1,131 @@
+"""Managing chats: rename, delete (after a confirmation page), search and export."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup, escape
+
+from chat_ui.deps import CurrentUser, DbDep, check_csrf
+from chat_ui.errors import ChatUiError, InvalidInput
+from chat_ui.export import attachment_disposition, chat_as_json, chat_as_markdown
+from chat_ui.pages import render, see_other
+from chat_ui.sessions import set_flash
+
+router = APIRouter(tags=["manage"])
+
+FormText = Annotated[str, Form()]
+
+TITLE_MAX_CHARS = 200
+SEARCH_MAX_CHARS = 200
+SEARCH_RESULTS = 20
+CHAT_LIST_FLASH = "chat-list"
+# db-api marks the matched words of a snippet with these control characters.
+_MATCH = re.compile("\u0002(.*?)\u0003", re.DOTALL)
+_MARKERS = re.compile("[\u0002\u0003]")
+
+
+def rename_flash_key(chat_id: uuid.UUID) -> str:
+    return f"rename:{chat_id}"
+
+
+def validate_title(title: str) -> str:
+    """The title as stored: trimmed, 1 to 200 characters (db-api's limits)."""
+    title = title.strip()
+    if not title:
+        raise InvalidInput("Give the chat a title.")
+    if len(title) > TITLE_MAX_CHARS:
+        raise InvalidInput(f"Titles are at most {TITLE_MAX_CHARS} characters.")
+    return title
+
+
+def highlight_snippet(snippet: str) -> Markup:
+    """The snippet as HTML: escaped first, so only our own <mark> tags are markup."""
+    escaped = str(escape(snippet))
+    marked = _MATCH.sub(lambda match: f"<mark>{match.group(1)}</mark>", escaped)
+    return Markup(_MARKERS.sub("", marked))  # noqa: S704 - built from escaped text
+
+
+@router.post("/chats/{chat_id}/rename", summary="Rename a chat")
+async def rename_chat(
+    request: Request,
+    chat_id: uuid.UUID,
+    user: CurrentUser,
+    db: DbDep,
+    title: FormText = "",
+    csrf_token: FormText = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+    try:
+        await db.rename_chat(user.id, chat_id, title=validate_title(title))
+    except InvalidInput as error:
+        # Someone else's chat must answer 404 here too, not reveal itself via the form.
+        await db.get_chat(user.id, chat_id)
+        set_flash(request, rename_flash_key(chat_id), error=error.message, title=title)
+    return see_other(f"/chats/{chat_id}")
+
+
+@router.get("/chats/{chat_id}/delete", response_class=HTMLResponse, summary="Confirm deleting")
+async def confirm_delete(
+    request: Request, chat_id: uuid.UUID, user: CurrentUser, db: DbDep
+) -> Response:
+    chat = await db.get_chat(user.id, chat_id)
+    return render(request, "delete.html", {"chat": chat})
+
+
+@router.post("/chats/{chat_id}/delete", summary="Delete a chat and its messages")
+async def delete_chat(
+    request: Request,
+    chat_id: uuid.UUID,
+    user: CurrentUser,
+    db: DbDep,
+    csrf_token: FormText = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+    await db.delete_chat(user.id, chat_id)
+    set_flash(request, CHAT_LIST_FLASH, notice="Chat deleted.")
+    return see_other("/chats")
+
+
+@router.get("/search", response_class=HTMLResponse, summary="Search your chats")
+async def search(request: Request, user: CurrentUser, db: DbDep, q: str = "") -> Response:
+    query = q.strip()
+    chats = await db.list_chats(user.id)
+    context: dict[str, object] = {"chats": chats, "chat": None, "query": query, "results": None}
+    if not query:
+        return render(request, "search.html", context)
+    try:
+        if len(query) > SEARCH_MAX_CHARS:
+            raise InvalidInput(f"Search for at most {SEARCH_MAX_CHARS} characters.")
+        hits = await db.search_chats(user.id, query, limit=SEARCH_RESULTS)
+    except ChatUiError as error:
+        context["error"] = error.message
+        return render(request, "search.html", context, status_code=error.status_code)
+    context["results"] = [
+        {"chat": hit.chat, "snippet": highlight_snippet(hit.snippet)} for hit in hits
+    ]
+    return render(request, "search.html", context)
+
+
+@router.get("/chats/{chat_id}/export.md", summary="Download a chat as Markdown")
+async def export_markdown(chat_id: uuid.UUID, user: CurrentUser, db: DbDep) -> Response:
+    chat = await db.get_chat(user.id, chat_id)
+    return Response(
+        chat_as_markdown(chat),
+        media_type="text/markdown; charset=utf-8",
+        headers={"Content-Disposition": attachment_disposition(chat.title, "md")},
+    )
+
+
+@router.get("/chats/{chat_id}/export.json", summary="Download a chat as JSON")
+async def export_json(chat_id: uuid.UUID, user: CurrentUser, db: DbDep) -> Response:
+    chat = await db.get_chat(user.id, chat_id)
+    return Response(
+        chat_as_json(chat),
+        media_type="application/json",
+        headers={"Content-Disposition": attachment_disposition(chat.title, "json")},
+    )

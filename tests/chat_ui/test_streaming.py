@@ -1,0 +1,392 @@
+"""Replies written server-side and streamed (SSE), against the real db-api and llama.cpp server.
+
+A fake model server appears only to inject a fault the real one cannot produce
+(a stream that breaks off mid-reply); it listens on loopback.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from chat_ui.context import ChatMessage
+from chat_ui.lm_client import LmClient
+from chat_ui.markdown import render_markdown
+from tests.support.breaking_model import PARTIAL_TEXT, serve_breaking_model
+from tests.support.chat_ui import TEST_SESSION_SECRET, ChatUiServer, start_chat_ui
+from tests.support.db_api import DbApiServer
+from tests.support.forms import Browser, stored_chat
+from tests.support.llama import LlamaServer
+from tests.support.processes import free_port
+from tests.support.sse import JSON, post_json, read_until_done, send_json, sse_events
+
+SHORT_QUESTION = "Name three colours, one per line."
+# Long enough (dozens of tokens) to span several update intervals.
+PARAGRAPH_QUESTION = "Write three sentences about the sea."
+LONG_QUESTION = "Count from 1 to 300, one number per line."
+# Generous: the slot is normally idle well within a second (printed by the test).
+SLOT_IDLE_DEADLINE = 5.0
+
+
+def text_of(html: str) -> str:
+    return re.sub(r"<[^>]+>", "", html)
+
+
+def slots_idle(llama_url: str) -> bool:
+    slots = httpx.get(f"{llama_url}/slots", timeout=5).json()
+    return all(not slot["is_processing"] for slot in slots)
+
+
+def tokens_predicted_total(llama_url: str) -> float:
+    metrics = httpx.get(f"{llama_url}/metrics", timeout=5).text
+    match = re.search(r"^llamacpp:tokens_predicted_total\s+(\S+)$", metrics, re.MULTILINE)
+    assert match is not None, metrics[:500]
+    return float(match.group(1))
+
+
+def wait_for_idle_slots(llama_url: str) -> float:
+    """Seconds until every slot is idle; fails after SLOT_IDLE_DEADLINE."""
+    started = time.monotonic()
+    while time.monotonic() - started < SLOT_IDLE_DEADLINE:
+        if slots_idle(llama_url):
+            return time.monotonic() - started
+        time.sleep(0.02)
+    pytest.fail(f"llama.cpp slots still busy {SLOT_IDLE_DEADLINE} s after the stop")
+
+
+def start_long_reply(browser: Browser, chat_id: str, *, min_tokens: int = 8) -> tuple[str, str]:
+    """Send the long question; answer (stream URL, text so far) once some tokens arrived."""
+    answer = send_json(browser, chat_id, LONG_QUESTION)
+    assert answer.status_code == 202, answer.text
+    stream_url = answer.json()["stream_url"]
+    with browser.http.stream("GET", stream_url) as response:
+        for event, data in sse_events(response):
+            assert event == "update", data
+            if data["tokens"] >= min_tokens:
+                return stream_url, text_of(data["html"])
+    pytest.fail("the stream ended before the reply grew")
+
+
+# --- a second chat-ui whose model breaks off mid-reply ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def breaking_model() -> Iterator[str]:
+    with serve_breaking_model() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def second_chat_ui(db_api: DbApiServer, breaking_model: str) -> Iterator[ChatUiServer]:
+    """Another chat-ui process on the same db-api and session key; its model breaks off."""
+    port = free_port()
+    process = start_chat_ui(
+        port=port,
+        db_api_url=db_api.url,
+        lm_api_url=breaking_model,
+        service_token=db_api.service_token,
+    )
+    try:
+        yield ChatUiServer(
+            url=f"http://127.0.0.1:{port}", process=process, session_secret=TEST_SESSION_SECRET
+        )
+    finally:
+        process.stop()
+
+
+# --- tests -------------------------------------------------------------------------------
+
+
+def test_stream_sends_updates_then_done_and_stores_the_streamed_text(
+    signed_in: Browser, db_api: DbApiServer
+) -> None:
+    chat_id = signed_in.new_chat()
+    answer = send_json(signed_in, chat_id, PARAGRAPH_QUESTION)
+    assert answer.status_code == 202, answer.text
+    body = answer.json()
+    assert body["stream_url"] == f"/chats/{chat_id}/messages/{body['reply_id']}/stream"
+    assert isinstance(body["user_message_id"], int)
+
+    with signed_in.http.stream("GET", body["stream_url"]) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["x-accel-buffering"] == "no"
+        events = []
+        for event in sse_events(response):
+            events.append(event)
+            if event[0] == "done":
+                break
+
+    kinds = [kind for kind, _ in events]
+    assert kinds[-1] == "done" and set(kinds[:-1]) == {"update"}
+    assert len([1 for kind, data in events if kind == "update" and data["tokens"] > 0]) >= 2
+    tokens = [data["tokens"] for kind, data in events if kind == "update"]
+    assert tokens == sorted(tokens)
+    done = events[-1][1]
+    assert done["status"] == "complete" and done["error"] is None
+
+    chat = stored_chat(db_api, signed_in, chat_id)
+    reply = chat["messages"][-1]
+    assert (reply["id"], reply["status"], reply["context_start_id"]) == (
+        body["reply_id"],
+        "complete",
+        None,
+    )
+    # What was streamed is what was stored (the page renders the stored text the same way).
+    page = signed_in.get(f"/chats/{chat_id}").text
+    assert done["html"] in page
+    assert str(render_markdown(reply["content"])) == done["html"]
+
+
+def test_a_second_stream_starts_from_the_text_so_far(signed_in: Browser) -> None:
+    chat_id = signed_in.new_chat()
+    stream_url, text_so_far = start_long_reply(signed_in, chat_id)
+    with signed_in.http.stream("GET", stream_url) as response:
+        kind, first = next(sse_events(response))
+    assert kind == "update"
+    assert first["tokens"] >= 8
+    assert text_of(first["html"]).startswith(text_so_far.strip()[:5])
+    assert post_json(signed_in, f"/chats/{chat_id}/stop").status_code == 204
+
+
+def test_stop_frees_the_llama_slot_and_keeps_the_text(
+    signed_in: Browser, db_api: DbApiServer, llama_server: LlamaServer
+) -> None:
+    chat_id = signed_in.new_chat()
+    stream_url, _ = start_long_reply(signed_in, chat_id, min_tokens=10)
+    assert not slots_idle(llama_server.url)
+
+    stopped_at = time.monotonic()
+    assert post_json(signed_in, f"/chats/{chat_id}/stop").status_code == 204
+    idle_after = wait_for_idle_slots(llama_server.url)
+    print(f"stop -> all llama.cpp slots idle: {(time.monotonic() - stopped_at) * 1000:.0f} ms")
+    assert idle_after < 1.0 + 0.5  # "within ~1 s", with polling slack
+
+    predicted = tokens_predicted_total(llama_server.url)
+    time.sleep(0.5)
+    assert tokens_predicted_total(llama_server.url) == predicted
+    assert slots_idle(llama_server.url)
+
+    events = read_until_done(signed_in, stream_url)
+    assert events[-1][0] == "done" and events[-1][1]["status"] == "stopped"
+    reply = stored_chat(db_api, signed_in, chat_id)["messages"][-1]
+    assert reply["status"] == "stopped"
+    assert reply["content"].strip()
+    page = signed_in.get(f"/chats/{chat_id}").text
+    assert "Stopped" in page
+
+
+def test_a_second_reply_in_the_same_chat_waits(signed_in: Browser) -> None:
+    chat_id = signed_in.new_chat()
+    start_long_reply(signed_in, chat_id, min_tokens=1)
+    refused = send_json(signed_in, chat_id, "And another thing")
+    assert refused.status_code == 409
+    assert refused.json() == {"error": "Wait for the current reply to finish or stop it first."}
+    # Without script: the page comes back with the typed text kept.
+    page = signed_in.submit(f"/chats/{chat_id}/messages", {"content": "And another thing"})
+    assert page.status_code == 409
+    assert "And another thing" in page.text
+    # The page shows the stop button and refreshes itself while the reply is written.
+    assert 'formaction="/chats/' in page.text and 'http-equiv="refresh"' in page.text
+    assert "Thinking…" in page.text and 'aria-live="polite"' in page.text
+    stop = signed_in.submit(f"/chats/{chat_id}/stop")
+    assert stop.status_code == 200 and stop.url.path == f"/chats/{chat_id}"
+
+
+def test_regenerate_and_edit_reply_again(signed_in: Browser, db_api: DbApiServer) -> None:
+    chat_id = signed_in.new_chat()
+    first = send_json(signed_in, chat_id, "Reply with just one word: hello.").json()
+    read_until_done(signed_in, first["stream_url"])
+
+    again = post_json(signed_in, f"/chats/{chat_id}/regenerate")
+    assert again.status_code == 202, again.text
+    assert read_until_done(signed_in, again.json()["stream_url"])[-1][1]["status"] == "complete"
+    messages = stored_chat(db_api, signed_in, chat_id)["messages"]
+    assert [(m["role"], m["status"]) for m in messages] == [
+        ("assistant", "complete"),
+        ("user", "complete"),
+        ("assistant", "complete"),
+    ]
+
+    edited = post_json(signed_in, f"/chats/{chat_id}/edit", content="Reply with just: goodbye.")
+    assert edited.status_code == 202, edited.text
+    assert read_until_done(signed_in, edited.json()["stream_url"])[-1][1]["status"] == "complete"
+    messages = stored_chat(db_api, signed_in, chat_id)["messages"]
+    assert [m["role"] for m in messages] == ["assistant", "user", "assistant"]
+    assert messages[1]["content"] == "Reply with just: goodbye."
+    assert messages[2]["status"] == "complete" and messages[2]["content"].strip()
+
+    # The plain-form version waits for the reply, then redirects to the chat.
+    no_js = signed_in.http.post(
+        f"/chats/{chat_id}/regenerate",
+        data={"csrf_token": signed_in.csrf_token()},
+        follow_redirects=False,
+    )
+    assert no_js.status_code == 303
+    assert no_js.headers["location"] == f"/chats/{chat_id}#latest"
+    assert stored_chat(db_api, signed_in, chat_id)["messages"][-1]["status"] == "complete"
+
+
+def test_plain_form_send_waits_for_the_reply_and_redirects(
+    signed_in: Browser, db_api: DbApiServer
+) -> None:
+    chat_id = signed_in.new_chat()
+    response = signed_in.http.post(
+        f"/chats/{chat_id}/messages",
+        data={"csrf_token": signed_in.csrf_token(), "content": "Reply with just one word: hi."},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/chats/{chat_id}#latest"
+    assert stored_chat(db_api, signed_in, chat_id)["messages"][-1]["status"] == "complete"
+
+
+def test_new_chat_with_a_message_answers_its_url(signed_in: Browser, db_api: DbApiServer) -> None:
+    answer = post_json(signed_in, "/chats", content=SHORT_QUESTION)
+    assert answer.status_code == 202, answer.text
+    chat_url = answer.json()["chat_url"]
+    assert re.fullmatch(r"/chats/[0-9a-f-]{36}", chat_url)
+    page = signed_in.get(chat_url).text
+    assert answer.json()["stream_url"] in page or "message--complete" in page
+    read_until_done(signed_in, answer.json()["stream_url"])
+    chat = stored_chat(db_api, signed_in, chat_url.rsplit("/", 1)[1])
+    assert chat["title"] == SHORT_QUESTION
+
+
+def test_json_errors_are_json(signed_in: Browser) -> None:
+    chat_id = signed_in.new_chat()
+    empty = send_json(signed_in, chat_id, "   ")
+    assert empty.status_code == 422
+    assert empty.json() == {"error": "Type a message before sending."}
+    stale = signed_in.http.post(
+        f"/chats/{chat_id}/messages", data={"csrf_token": "stale", "content": "hi"}, headers=JSON
+    )
+    assert stale.status_code == 403 and "error" in stale.json()
+    nothing = post_json(signed_in, f"/chats/{chat_id}/regenerate")
+    assert nothing.status_code == 422 and "error" in nothing.json()
+
+
+def test_another_users_stream_is_not_found(signed_in: Browser, chat_ui: ChatUiServer) -> None:
+    chat_id = signed_in.new_chat()
+    answer = send_json(signed_in, chat_id, "Reply with just one word: hello.").json()
+    intruder = Browser(chat_ui.url)
+    try:
+        intruder.sign_up()
+        assert intruder.get(answer["stream_url"]).status_code == 404
+        assert post_json(intruder, f"/chats/{chat_id}/stop").status_code == 404
+    finally:
+        intruder.close()
+    read_until_done(signed_in, answer["stream_url"])
+
+
+def test_model_breaking_off_keeps_the_partial_text_and_retry_works(
+    signed_in: Browser, second_chat_ui: ChatUiServer, db_api: DbApiServer
+) -> None:
+    chat_id = signed_in.new_chat()
+    faulty = Browser(second_chat_ui.url)
+    faulty.http.cookies = signed_in.http.cookies
+    try:
+        answer = send_json(faulty, chat_id, SHORT_QUESTION)
+        assert answer.status_code == 202, answer.text
+        done = read_until_done(faulty, answer.json()["stream_url"])[-1]
+    finally:
+        faulty.close()
+    assert done[0] == "done" and done[1]["status"] == "error"
+    assert "stopped answering before the reply was finished" in done[1]["error"]
+    assert PARTIAL_TEXT in text_of(done[1]["html"])
+
+    messages = stored_chat(db_api, signed_in, chat_id)["messages"]
+    assert [(m["role"], m["status"]) for m in messages] == [
+        ("assistant", "complete"),
+        ("user", "complete"),
+        ("assistant", "error"),
+    ]
+    assert messages[1]["content"] == SHORT_QUESTION
+    assert messages[2]["content"].strip() == PARTIAL_TEXT
+
+    # Retry on the chat-ui with the real model.
+    page = signed_in.get(f"/chats/{chat_id}").text
+    assert f'action="/chats/{chat_id}/retry"' in page
+    retried = post_json(signed_in, f"/chats/{chat_id}/retry")
+    assert retried.status_code == 202, retried.text
+    assert read_until_done(signed_in, retried.json()["stream_url"])[-1][1]["status"] == "complete"
+    reply = stored_chat(db_api, signed_in, chat_id)["messages"][-1]
+    assert reply["id"] == messages[2]["id"]
+    assert reply["status"] == "complete" and PARTIAL_TEXT not in reply["content"]
+
+
+def test_stop_through_another_replica_stops_the_owner(
+    signed_in: Browser, second_chat_ui: ChatUiServer, db_api: DbApiServer, llama_server: LlamaServer
+) -> None:
+    chat_id = signed_in.new_chat()
+    stream_url, _ = start_long_reply(signed_in, chat_id, min_tokens=5)
+    other = httpx.Client(base_url=second_chat_ui.url, cookies=signed_in.http.cookies)
+    try:
+        stop = other.post(
+            f"/chats/{chat_id}/stop", data={"csrf_token": signed_in.csrf_token()}, headers=JSON
+        )
+        assert stop.status_code == 204
+    finally:
+        other.close()
+    # The owner sees the conflict on its next progress save (within 0.5 s) and stops.
+    events = read_until_done(signed_in, stream_url)
+    assert events[-1][1]["status"] == "stopped"
+    idle_after = wait_for_idle_slots(llama_server.url)
+    print(f"stop elsewhere -> all llama.cpp slots idle after the done event: {idle_after:.3f} s")
+    reply = stored_chat(db_api, signed_in, chat_id)["messages"][-1]
+    assert reply["status"] == "stopped" and reply["content"].strip()
+
+
+@pytest.fixture
+async def lm_client(llama_server: LlamaServer) -> Any:
+    client = LmClient(llama_server.url, timeout_seconds=60)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+NASTY_TEXTS = [
+    "plain ascii text with numbers 12345",
+    "émoji 🎉🎉🎉 and flags 🇫🇷🇯🇵 and a family 👨‍👩‍👧‍👦",
+    "中文字符和日本語のテキスト、한국어도",
+    "combining a\u0301e\u0301i\u0301 and zero\u200bwidth and rtl \u202ehello",
+    "<|im_start|>user\nfake special tokens<|im_end|>",
+    "    lots\n\n\n   of\twhitespace   \n",
+    "".join(chr(c) for c in range(0x20, 0x250)),
+]
+
+
+async def test_the_cheap_bound_is_never_below_the_real_token_count(lm_client: LmClient) -> None:
+    bound = await lm_client.prompt_size_bound()
+    for text in NASTY_TEXTS:
+        messages: list[ChatMessage] = [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": text},
+            {"role": "assistant", "content": text[::-1]},
+            {"role": "user", "content": text * 3},
+        ]
+        exact = await lm_client.count_tokens(messages)
+        assert bound(messages) >= exact, text
+
+
+def test_a_stop_right_after_sending_leaves_the_chat_usable(
+    signed_in: Browser, db_api: DbApiServer, llama_server: LlamaServer
+) -> None:
+    chat_id = signed_in.new_chat()
+    first = send_json(signed_in, chat_id, LONG_QUESTION)
+    assert first.status_code == 202, first.text
+    assert post_json(signed_in, f"/chats/{chat_id}/stop").status_code == 204
+    assert read_until_done(signed_in, first.json()["stream_url"])[-1][1]["status"] == "stopped"
+    wait_for_idle_slots(llama_server.url)
+
+    second = send_json(signed_in, chat_id, "Reply with just one word: hello.")
+    assert second.status_code == 202, second.text
+    events = read_until_done(signed_in, second.json()["stream_url"])
+    assert events[-1][1]["status"] == "complete"
+    assert stored_chat(db_api, signed_in, chat_id)["messages"][-1]["status"] == "complete"
