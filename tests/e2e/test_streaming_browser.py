@@ -89,6 +89,12 @@ def wait_for_text(page: Page, reply: Locator, *, at_least: int = 1) -> str:
     return text
 
 
+def wait_until_taller_than(page: Page, reply: Locator, height: float) -> None:
+    while (box := reply.bounding_box()) is None or box["height"] < height:
+        assert reply.get_attribute("data-status") == "generating", "the reply ended too soon"
+        page.wait_for_timeout(LOOK_EVERY_MS)
+
+
 def signed_in_tab(open_tab: OpenTab, nginx: NginxServer) -> tuple[BrowserTab, str]:
     tab = open_tab()
     username = unique_username("stream")
@@ -233,4 +239,34 @@ def test_stopping_before_the_first_token_leaves_the_chat_usable(
     second = send(page, "Reply with just one word: hello.")
     expect(second).to_have_attribute("data-status", "complete")
     assert second.locator(".message__content").inner_text().strip()
+    assert tab.script_errors == []
+
+
+def test_scrolling_up_pauses_auto_scroll_and_the_bottom_resumes_it(
+    nginx: NginxServer, open_tab: OpenTab
+) -> None:
+    tab = open_tab(height=480)
+    page = tab.page
+    sign_up(page, nginx.url, unique_username("scroll"))
+    new_chat(page, nginx.url)
+    reply = send(page, LONG_QUESTION)
+    question = page.locator(".message--user").last
+    # Twice the window's height: following the reply has to scroll the question away.
+    wait_until_taller_than(page, reply, 2 * 480)
+    expect(question).not_to_be_in_viewport()
+
+    page.mouse.move(400, 240)
+    page.mouse.wheel(0, -5000)
+    expect(question).to_be_in_viewport()
+    grown = wait_for_text(page, reply, at_least=len(reply.inner_text()) + 40)
+    # New text arrived, yet the view stayed where the reader put it.
+    assert grown
+    expect(question).to_be_in_viewport()
+
+    page.mouse.wheel(0, 50_000)
+    wait_for_text(page, reply, at_least=len(reply.inner_text()) + 40)
+    expect(question).not_to_be_in_viewport()
+    expect(page.get_by_role("button", name="Send")).to_be_disabled()
+    page.keyboard.press("Escape")
+    expect(reply).to_have_attribute("data-status", "stopped")
     assert tab.script_errors == []

@@ -8,6 +8,10 @@ const SESSION_PROBLEM = "Your session expired or the page is stale. Reload the p
 const NETWORK_PROBLEM = "The server could not be reached. Check your connection and try again.";
 // How close to the bottom (in pixels) still counts as "at the bottom" for auto-scroll.
 const BOTTOM_SLACK = 80;
+// With every model slot busy, llama.cpp queues a request; after this long without a
+// first token, say so instead of leaving "Thinking…" unexplained.
+const QUEUED_HINT_MS = 4000;
+const QUEUED_HINT = "The model is busy with other chats; your reply is queued and starts soon…";
 
 document.addEventListener("DOMContentLoaded", () => {
   const form = document.querySelector("form[data-composer]");
@@ -130,6 +134,10 @@ class ChatPage {
     const source = new EventSource(url);
     this.source = source;
     this.setBusy(true);
+    this.queuedTimer = setTimeout(() => {
+      const thinking = bubble.querySelector("[data-thinking]");
+      if (thinking && !thinking.hidden) thinking.textContent = QUEUED_HINT;
+    }, QUEUED_HINT_MS);
     source.addEventListener("update", (event) => this.render(bubble, JSON.parse(event.data)));
     source.addEventListener("done", (event) => {
       this.render(bubble, JSON.parse(event.data));
@@ -146,6 +154,7 @@ class ChatPage {
   }
 
   finish() {
+    clearTimeout(this.queuedTimer);
     if (this.source) this.source.close();
     this.source = null;
     this.bubble = null;
