@@ -416,3 +416,32 @@ def test_a_reply_waits_for_a_free_slot_when_the_model_is_busy(
         final = [data for kind, data in events if kind == "done"]
     assert final and final[0]["status"] == "complete", final
     assert text_of(final[0]["html"]).strip()
+
+
+def test_a_model_that_hangs_mid_reply_times_out_and_keeps_the_partial_text(
+    signed_in: Browser, db_api: DbApiServer
+) -> None:
+    """A silent model ends the reply as an error after LM_TIMEOUT_SECONDS, text kept."""
+    port = free_port()
+    with serve_breaking_model(stall=True) as stalling_model:
+        process = start_chat_ui(
+            port=port,
+            db_api_url=db_api.url,
+            lm_api_url=stalling_model,
+            service_token=db_api.service_token,
+            extra_env={"LM_TIMEOUT_SECONDS": "2"},
+        )
+        hung = Browser(f"http://127.0.0.1:{port}")
+        hung.http.cookies = signed_in.http.cookies
+        try:
+            chat_id = signed_in.new_chat()
+            answer = send_json(hung, chat_id, SHORT_QUESTION)
+            assert answer.status_code == 202, answer.text
+            kind, done = read_until_done(hung, answer.json()["stream_url"])[-1]
+        finally:
+            hung.close()
+            process.stop()
+    assert (kind, done["status"]) == ("done", "error")
+    assert PARTIAL_TEXT in text_of(done["html"])
+    reply = stored_chat(db_api, signed_in, chat_id)["messages"][-1]
+    assert (reply["status"], reply["content"].strip()) == ("error", PARTIAL_TEXT)

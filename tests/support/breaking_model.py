@@ -1,4 +1,4 @@
-"""A fake model server that streams part of a reply and then drops the connection.
+"""A fake model server that streams part of a reply, then drops the connection or stalls.
 
 Only for faults the real llama.cpp server cannot be made to produce on demand. It
 answers what chat-ui asks before a reply (/props, /apply-template, /tokenize) so
@@ -23,6 +23,9 @@ PARTIAL_TEXT = "Half of an answer"
 
 class BreakingModelHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Set: after the partial text, go silent (keep the connection open) until it is set
+    # again at shutdown, like a model that hangs mid-reply. None: drop the connection.
+    stall_until: threading.Event | None = None
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -63,19 +66,27 @@ class BreakingModelHandler(BaseHTTPRequestHandler):
             self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
             self.wfile.flush()
             time.sleep(0.05)
+        if self.stall_until is not None:
+            self.stall_until.wait()
         # No terminating chunk and no [DONE]: the connection just goes away.
         self.connection.shutdown(socket.SHUT_RDWR)
         self.close_connection = True
 
 
 @contextmanager
-def serve_breaking_model() -> Iterator[str]:
-    """Run the fake server in a thread; yields its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BreakingModelHandler)
+def serve_breaking_model(*, stall: bool = False) -> Iterator[str]:
+    """Run the fake server in a thread; yields its base URL.
+
+    `stall`: instead of dropping the connection after the partial text, stay silent.
+    """
+    released = threading.Event()
+    handler = type("Handler", (BreakingModelHandler,), {"stall_until": released if stall else None})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
+        released.set()
         server.shutdown()
         server.server_close()
