@@ -323,6 +323,10 @@ def uvicorn_arguments(module: str, port: str) -> list[str]:
         "--forwarded-allow-ips",
         "127.0.0.1",
         "--no-server-header",
+        # Open reply streams would otherwise hold shutdown until they end; after this
+        # long they are closed, so live replies still get saved as "stopped".
+        "--timeout-graceful-shutdown",
+        "3",
     ]
 
 

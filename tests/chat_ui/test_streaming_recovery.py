@@ -167,3 +167,34 @@ def test_first_message_from_the_empty_state_streams(
     chat_id = chat_id_of(page)
     read_until_done(signed_in, answer.json()["stream_url"])
     assert stored_chat(db_api, signed_in, chat_id)["messages"][-1]["status"] == "complete"
+
+
+def test_shutting_down_mid_reply_saves_the_text_as_stopped(
+    db_api: DbApiServer, llama_server: LlamaServer
+) -> None:
+    """SIGTERM while a reply streams to an open page: the text so far is saved, not lost."""
+    port = free_port()
+    process = start_chat_ui(
+        port=port,
+        db_api_url=db_api.url,
+        lm_api_url=llama_server.url,
+        service_token=db_api.service_token,
+    )
+    browser = Browser(f"http://127.0.0.1:{port}")
+    try:
+        browser.sign_up()
+        chat_id = chat_id_of(browser.submit("/chats"))
+        answer = send_json(browser, chat_id, "Count from 1 to 300, one number per line.")
+        assert answer.status_code == 202, answer.text
+        with browser.http.stream("GET", answer.json()["stream_url"]) as stream:
+            lines = stream.iter_lines()
+            while '"tokens":0' in next(line for line in lines if line.startswith("data:")):
+                pass
+            # The page is still reading the stream when the service is told to stop.
+            process.stop()
+    finally:
+        browser.close()
+        process.stop()
+    reply = stored_chat(db_api, browser, chat_id)["messages"][-1]
+    assert reply["status"] == "stopped"
+    assert reply["content"].strip()

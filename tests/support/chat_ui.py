@@ -65,6 +65,8 @@ def start_chat_ui(
             str(port),
             "--proxy-headers",
             "--forwarded-allow-ips=127.0.0.1",
+            # As in native mode: open streams must not hold shutdown (and the final save).
+            "--timeout-graceful-shutdown=3",
         ],
         env=env,
     ).start()

@@ -1,0 +1,35 @@
+#!/bin/sh
+# Minimal version of the official postgres image's entrypoint: on first start,
+# initialise $PGDATA with POSTGRES_USER/POSTGRES_PASSWORD and create POSTGRES_DB;
+# then run the server as the postgres user.
+set -eu
+
+if [ "$(id -u)" = 0 ]; then
+    mkdir -p "$PGDATA" /var/run/postgresql
+    chown -R postgres:postgres "$PGDATA" /var/run/postgresql
+    chmod 0700 "$PGDATA"
+    exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
+fi
+
+if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
+    : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set}"
+    user="${POSTGRES_USER:-postgres}"
+    db="${POSTGRES_DB:-$user}"
+    pwfile="$(mktemp)"
+    printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
+    initdb --username="$user" --pwfile="$pwfile" --auth-local=trust \
+        --auth-host=scram-sha-256 -D "$PGDATA" >/dev/null
+    rm -f "$pwfile"
+    echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+    echo "listen_addresses = '*'" >> "$PGDATA/postgresql.conf"
+    if [ "$db" != postgres ]; then
+        # A private start on the socket only, to create the database.
+        pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
+        psql -v ON_ERROR_STOP=1 --username="$user" --dbname=postgres \
+            -c "CREATE DATABASE \"$db\"" >/dev/null
+        pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+    fi
+    echo "PostgreSQL init process complete; ready for start up."
+fi
+
+exec "$@"
