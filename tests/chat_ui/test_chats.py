@@ -9,7 +9,7 @@ import httpx
 import markupsafe
 import pytest
 
-from tests.support.chat_ui import TEST_SESSION_SECRET, ChatUiServer, start_chat_ui
+from tests.support.chat_ui import ChatUiServer, running_chat_ui, start_chat_ui
 from tests.support.db_api import DbApiServer
 from tests.support.forms import Browser, chat_id_of, stored_chat, textarea_text
 from tests.support.llama import LlamaServer
@@ -27,19 +27,8 @@ def closed_port_url() -> str:
 @pytest.fixture(scope="module")
 def chat_ui_without_model(db_api: DbApiServer) -> Iterator[ChatUiServer]:
     """A second chat-ui on the same database and session key, whose model is down."""
-    port = free_port()
-    process = start_chat_ui(
-        port=port,
-        db_api_url=db_api.url,
-        lm_api_url=closed_port_url(),
-        service_token=db_api.service_token,
-    )
-    try:
-        yield ChatUiServer(
-            url=f"http://127.0.0.1:{port}", process=process, session_secret=TEST_SESSION_SECRET
-        )
-    finally:
-        process.stop()
+    with running_chat_ui(db_api, closed_port_url()) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -251,18 +240,10 @@ def test_readiness_reports_the_model_down(chat_ui_without_model: ChatUiServer) -
 @pytest.fixture(scope="module")
 def chat_ui_with_little_room(db_api: DbApiServer, llama_server: LlamaServer) -> Iterator[str]:
     """A chat-ui that reserves almost the whole context window for the reply."""
-    port = free_port()
-    process = start_chat_ui(
-        port=port,
-        db_api_url=db_api.url,
-        lm_api_url=llama_server.url,
-        service_token=db_api.service_token,
-        extra_env={"MAX_REPLY_TOKENS": "2000"},
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.stop()
+    with running_chat_ui(
+        db_api, llama_server.url, extra_env={"MAX_REPLY_TOKENS": "2000"}
+    ) as server:
+        yield server.url
 
 
 def test_message_too_long_for_the_context_is_refused_with_the_text_kept(

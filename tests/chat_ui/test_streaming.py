@@ -18,11 +18,10 @@ from chat_ui.context import ChatMessage
 from chat_ui.lm_client import LmClient
 from chat_ui.markdown import render_markdown
 from tests.support.breaking_model import PARTIAL_TEXT, serve_breaking_model
-from tests.support.chat_ui import TEST_SESSION_SECRET, ChatUiServer, start_chat_ui
+from tests.support.chat_ui import ChatUiServer, running_chat_ui
 from tests.support.db_api import DbApiServer
 from tests.support.forms import Browser, stored_chat
 from tests.support.llama import LlamaServer
-from tests.support.processes import free_port
 from tests.support.sse import JSON, post_json, read_until_done, send_json, sse_events
 
 SHORT_QUESTION = "Name three colours, one per line."
@@ -84,19 +83,8 @@ def breaking_model() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def second_chat_ui(db_api: DbApiServer, breaking_model: str) -> Iterator[ChatUiServer]:
     """Another chat-ui process on the same db-api and session key; its model breaks off."""
-    port = free_port()
-    process = start_chat_ui(
-        port=port,
-        db_api_url=db_api.url,
-        lm_api_url=breaking_model,
-        service_token=db_api.service_token,
-    )
-    try:
-        yield ChatUiServer(
-            url=f"http://127.0.0.1:{port}", process=process, session_secret=TEST_SESSION_SECRET
-        )
-    finally:
-        process.stop()
+    with running_chat_ui(db_api, breaking_model) as server:
+        yield server
 
 
 # --- tests -------------------------------------------------------------------------------
@@ -422,16 +410,11 @@ def test_a_model_that_hangs_mid_reply_times_out_and_keeps_the_partial_text(
     signed_in: Browser, db_api: DbApiServer
 ) -> None:
     """A silent model ends the reply as an error after LM_TIMEOUT_SECONDS, text kept."""
-    port = free_port()
-    with serve_breaking_model(stall=True) as stalling_model:
-        process = start_chat_ui(
-            port=port,
-            db_api_url=db_api.url,
-            lm_api_url=stalling_model,
-            service_token=db_api.service_token,
-            extra_env={"LM_TIMEOUT_SECONDS": "2"},
-        )
-        hung = Browser(f"http://127.0.0.1:{port}")
+    with (
+        serve_breaking_model(stall=True) as stalling_model,
+        running_chat_ui(db_api, stalling_model, extra_env={"LM_TIMEOUT_SECONDS": "2"}) as hung_ui,
+    ):
+        hung = Browser(hung_ui.url)
         hung.http.cookies = signed_in.http.cookies
         try:
             chat_id = signed_in.new_chat()
@@ -440,7 +423,6 @@ def test_a_model_that_hangs_mid_reply_times_out_and_keeps_the_partial_text(
             kind, done = read_until_done(hung, answer.json()["stream_url"])[-1]
         finally:
             hung.close()
-            process.stop()
     assert (kind, done["status"]) == ("done", "error")
     assert PARTIAL_TEXT in text_of(done["html"])
     reply = stored_chat(db_api, signed_in, chat_id)["messages"][-1]

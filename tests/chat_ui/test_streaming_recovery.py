@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.support.chat_ui import start_chat_ui
+from tests.support.chat_ui import running_chat_ui, start_chat_ui
 from tests.support.db_api import DbApiServer
 from tests.support.factories import add_message, auth_headers
 from tests.support.forms import Browser, chat_id_of, stored_chat, user_id_of
@@ -27,18 +27,10 @@ MARKER = "Earlier messages are beyond what the model can see."
 @pytest.fixture(scope="module")
 def chat_ui_with_small_budget(db_api: DbApiServer, llama_server: LlamaServer) -> Iterator[str]:
     """A chat-ui that leaves only ~150 prompt tokens (of 2048 per slot) for the history."""
-    port = free_port()
-    process = start_chat_ui(
-        port=port,
-        db_api_url=db_api.url,
-        lm_api_url=llama_server.url,
-        service_token=db_api.service_token,
-        extra_env={"MAX_REPLY_TOKENS": "1900"},
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.stop()
+    with running_chat_ui(
+        db_api, llama_server.url, extra_env={"MAX_REPLY_TOKENS": "1900"}
+    ) as server:
+        yield server.url
 
 
 def test_the_reply_records_where_the_models_view_began(

@@ -10,26 +10,9 @@ from playwright.sync_api import Page, expect
 from tests.support.browser import OpenTab, save_screenshot
 from tests.support.factories import unique_username
 from tests.support.nginx import NginxServer
+from tests.support.pages import sign_in, sign_up
 
-PASSWORD = "correct horse battery staple"
 QUESTION = "What is the capital of France? Answer in one short sentence."
-
-
-def sign_up(page: Page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/signup")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_label("Repeat password").fill(PASSWORD)
-    page.get_by_role("button", name="Create account").click()
-    expect(page).to_have_url(re.compile(r"/chats"))
-
-
-def sign_in(page: Page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/chats"))
 
 
 def send_message(page: Page, text: str) -> None:

@@ -13,8 +13,8 @@ from tests.support.browser import OpenTab, save_screenshot
 from tests.support.db_api import DbApiServer
 from tests.support.factories import add_message, auth_headers, create_chat, unique_username
 from tests.support.nginx import NginxServer
+from tests.support.pages import PASSWORD, sign_up
 
-PASSWORD = "correct horse battery staple"
 LONG_CODE = "```python\nresult = " + " + ".join(f"value_{n}" for n in range(40)) + "\n```"
 REPLY = f"""Here is a summary:
 
@@ -60,12 +60,7 @@ def signed_up_with_chat(
 ) -> str:
     """Sign up in the page, give the user a chat with a rich reply; answer the chat's URL."""
     username = unique_username("layout")
-    page.goto(f"{base_url}/signup")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_label("Repeat password").fill(PASSWORD)
-    page.get_by_role("button", name="Create account").click()
-    expect(page).to_have_url(re.compile(r"/chats"))
+    sign_up(page, base_url, username)
     verified = db_client.post("/users/verify", json={"username": username, "password": PASSWORD})
     owner = verified.json()["id"]
     chat = create_chat(db_client, user_id=owner, title="A chat about layout on small screens")

@@ -8,7 +8,6 @@ elements and attributes that could carry script.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -20,8 +19,8 @@ from tests.support.browser import BrowserTab, OpenTab, save_screenshot
 from tests.support.db_api import DbApiServer
 from tests.support.factories import add_message, auth_headers, create_chat, unique_username
 from tests.support.nginx import NginxServer
+from tests.support.pages import PASSWORD, sign_up
 
-PASSWORD = "correct horse battery staple"
 # Every payload carries this word, so one search lists all of them.
 PROBE = "xssprobe"
 # Anything that tries to load from the network is pointed at a closed loopback port.
@@ -185,15 +184,6 @@ class Watcher:
         assert page.evaluate(FIND_INJECTIONS) == [], where
         blocked = [error for error in self.tab.script_errors if "Content Security" in error]
         assert blocked == [], (where, blocked)
-
-
-def sign_up(page: Page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/signup")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_label("Repeat password").fill(PASSWORD)
-    page.get_by_role("button", name="Create account").click()
-    expect(page).to_have_url(re.compile(r"/chats"))
 
 
 def user_id(db_api: DbApiServer, username: str) -> str:

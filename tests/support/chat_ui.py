@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -78,15 +79,18 @@ def start_chat_ui(
     return process
 
 
-@pytest.fixture(scope="session")
-def chat_ui(db_api: DbApiServer, llama_server: LlamaServer) -> Iterator[ChatUiServer]:
-    """The session's chat-ui, wired to the real db-api and the real model."""
+@contextmanager
+def running_chat_ui(
+    db_api: DbApiServer, lm_api_url: str, *, extra_env: dict[str, str] | None = None
+) -> Iterator[ChatUiServer]:
+    """A chat-ui on a free port for the block's duration, on `db_api` and the session key."""
     port = free_port()
     process = start_chat_ui(
         port=port,
         db_api_url=db_api.url,
-        lm_api_url=llama_server.url,
+        lm_api_url=lm_api_url,
         service_token=db_api.service_token,
+        extra_env=extra_env,
     )
     try:
         yield ChatUiServer(
@@ -94,3 +98,10 @@ def chat_ui(db_api: DbApiServer, llama_server: LlamaServer) -> Iterator[ChatUiSe
         )
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def chat_ui(db_api: DbApiServer, llama_server: LlamaServer) -> Iterator[ChatUiServer]:
+    """The session's chat-ui, wired to the real db-api and the real model."""
+    with running_chat_ui(db_api, llama_server.url) as server:
+        yield server
