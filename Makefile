@@ -1,6 +1,6 @@
 # The verbs people reach for. Native mode runs everything as local processes;
 # compose users run `docker compose up --build` instead.
-.PHONY: run test test-quick lint format bench clean help
+.PHONY: run test test-native test-quick test-compose lint format bench clean help
 
 PYTHON := .venv/bin/python
 
@@ -10,13 +10,25 @@ help:  ## list the targets
 run:  ## install what is missing, start the whole app on http://127.0.0.1:8080
 	native/run.sh
 
-test:  ## install what is missing, then lint and run every test tier
+test:  ## install what is missing, then lint and run all four test tiers (needs root for Docker)
+	native/bootstrap.sh --with-tests
+	docker/prepare.sh --timings
+	$(MAKE) lint
+	$(PYTHON) -m pytest tests/unit tests/db_api tests/lm_api tests/chat_ui tests/e2e tests/compose
+
+test-native:  ## tiers 1-3 only: unit, integration, browser (no Docker)
 	native/bootstrap.sh --with-tests
 	$(MAKE) lint
 	$(PYTHON) -m pytest
 
 test-quick:  ## unit tests only (no services)
 	$(PYTHON) -m pytest tests/unit
+
+test-compose:  ## tier 4 only: Docker engine + stand-in images, the real compose.yml end to end
+	native/bootstrap.sh --with-tests
+	docker/prepare.sh --timings
+	$(PYTHON) -m pytest tests/compose; status=$$?; \
+	  cat test-artifacts/compose/timings.json 2>/dev/null; exit $$status
 
 lint:  ## ruff and mypy over every service and the tests
 	$(PYTHON) -m ruff check .

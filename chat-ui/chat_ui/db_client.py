@@ -70,7 +70,11 @@ class DbClient:
         self._http = httpx.AsyncClient(
             base_url=base_url,
             timeout=DB_API_TIMEOUT,
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            # uvicorn closes idle keep-alive connections after 5 s; reusing one at that
+            # moment fails the request, so let idle ones go sooner.
+            limits=httpx.Limits(
+                max_connections=50, max_keepalive_connections=20, keepalive_expiry=2.0
+            ),
             headers={"Authorization": f"Bearer {service_token}"},
         )
 

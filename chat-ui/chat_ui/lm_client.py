@@ -40,7 +40,11 @@ class LmClient:
         self._http = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout_seconds, connect=3.0),
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+            # llama.cpp's HTTP server drops idle keep-alive connections after 5 s; reusing
+            # one at that moment fails the request, so let idle ones go sooner.
+            limits=httpx.Limits(
+                max_connections=20, max_keepalive_connections=10, keepalive_expiry=2.0
+            ),
         )
         self._context_tokens: int | None = None
         self._prompt_size_bound: PromptSizeBound | None = None

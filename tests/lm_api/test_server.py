@@ -18,7 +18,9 @@ MESSAGES = [
 
 @pytest.fixture(scope="module")
 def client(llama_server: LlamaServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=llama_server.url, timeout=120.0) as client:
+    # Idle connections expire before llama.cpp's 5 s keep-alive timeout closes them.
+    limits = httpx.Limits(keepalive_expiry=2.0)
+    with httpx.Client(base_url=llama_server.url, timeout=120.0, limits=limits) as client:
         yield client
 
 
