@@ -122,7 +122,10 @@ def measure_direct(client: httpx.Client, llama_url: str) -> Sample:
     started = time.perf_counter()
     first = last = 0.0
     tokens = 0
-    with client.stream("POST", f"{llama_url}/v1/chat/completions", json=body) as response:
+    # As chat-ui does: llama.cpp closes the connection after a stream without saying so.
+    headers = {"Connection": "close"}
+    url = f"{llama_url}/v1/chat/completions"
+    with client.stream("POST", url, json=body, headers=headers) as response:
         response.raise_for_status()
         for _, data in sse_events(response):
             if data == "[DONE]":

@@ -50,6 +50,8 @@ def test_streaming_sends_sse_chunks_then_done(client: httpx.Client) -> None:
         "POST",
         "/v1/chat/completions",
         json={"messages": MESSAGES, "max_tokens": 16, "stream": True},
+        # The server closes the connection after a stream without saying so.
+        headers={"Connection": "close"},
     ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
