@@ -93,6 +93,10 @@ class Chat(Base):
     created_at: Mapped[datetime] = _timestamp()
     updated_at: Mapped[datetime] = _timestamp()
     search_vector: Mapped[str | None] = _search_vector("title")
+    # The id of the form that created the chat: sending that form again finds this chat.
+    request_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+
+    __table_args__ = (Index("uq_chats_owner_id_request_id", "owner_id", "request_id", unique=True),)
 
 
 # Serves the chat list: one owner's chats, most recently active first.
@@ -118,10 +122,20 @@ class Message(Base):
     # Informational only, so no foreign key: deleting that message must not touch the reply.
     context_start_id: Mapped[int | None] = mapped_column(BigInteger)
     search_vector: Mapped[str | None] = _search_vector("content")
+    # For a user message: the id of the form that sent it, so a resend is recognised.
+    request_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
     __table_args__ = (
         CheckConstraint(_in_list("role", MESSAGE_ROLES), name="role"),
         CheckConstraint(_in_list("status", MESSAGE_STATUSES), name="status"),
         Index("ix_messages_chat_id_id", "chat_id", "id"),
         Index("ix_messages_search_vector", "search_vector", postgresql_using="gin"),
+        Index("uq_messages_chat_id_request_id", "chat_id", "request_id", unique=True),
+        # One reply at a time per chat, whichever replica starts it.
+        Index(
+            "uq_messages_chat_id_generating",
+            "chat_id",
+            unique=True,
+            postgresql_where=text("status = 'generating'"),
+        ),
     )
