@@ -133,6 +133,20 @@ rootfs_image() {
 # standin TAG DIR BASE [FILE...]: build docker/standins/DIR on top of BASE, tagged
 # TAG, with FILEs added to the build context. The context is a temporary copy, so
 # nothing machine-specific is ever written into the work tree.
+# A digest of a stand-in's build files: an image built from other files is rebuilt.
+standin_digest() {
+    (cd "${HERE}/standins/$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum) \
+        | sha256sum | cut -c1-16
+}
+
+# True when the image is missing or was built from other stand-in files.
+standin_outdated() {
+    local tag="$1" dir="$2" built
+    built="$(docker image inspect --format '{{ index .Config.Labels "chat-app.standin" }}' \
+        "${tag}" 2>/dev/null)" || return 0
+    [[ "${built}" != "$(standin_digest "${dir}")" ]]
+}
+
 standin() {
     local tag="$1" dir="$2" base="$3"
     shift 3
@@ -143,7 +157,8 @@ standin() {
     # images (never our own Dockerfiles) carry this machine's CA bundle.
     cp /etc/ssl/certs/ca-certificates.crt "$@" "${context}/"
     # Docker 20.10 without buildx: the classic builder is all there is.
-    DOCKER_BUILDKIT=0 docker build --build-arg "BASE=${base}" -t "${tag}" "${context}" \
+    DOCKER_BUILDKIT=0 docker build --build-arg "BASE=${base}" -t "${tag}" \
+        --label "chat-app.standin=$(standin_digest "${dir}")" "${context}" \
         >"${CACHE}/build-${dir}.log" 2>&1 || { tail -n 30 "${CACHE}/build-${dir}.log" >&2; exit 1; }
     rm -rf "${context}"
 }
@@ -181,22 +196,22 @@ build_llama_server() {
 build_standins() {
     mkdir -p "${CACHE}/rootfs"
     local base
-    if ! docker image inspect "${PYTHON_IMAGE}" >/dev/null 2>&1; then
+    if standin_outdated "${PYTHON_IMAGE}" python; then
         phase "debootstrap python" rootfs_image python "python3,python3-venv,python3-pip,ca-certificates" >/dev/null
         base="$(rootfs_image python "python3,python3-venv,python3-pip,ca-certificates")"
         phase "docker build ${PYTHON_IMAGE}" standin "${PYTHON_IMAGE}" python "${base}"
     fi
-    if ! docker image inspect "${POSTGRES_IMAGE}" >/dev/null 2>&1; then
+    if standin_outdated "${POSTGRES_IMAGE}" postgres; then
         phase "debootstrap postgres" rootfs_image postgres "postgresql-15,ca-certificates" >/dev/null
         base="$(rootfs_image postgres "postgresql-15,ca-certificates")"
         phase "docker build ${POSTGRES_IMAGE}" standin "${POSTGRES_IMAGE}" postgres "${base}"
     fi
-    if ! docker image inspect "${NGINX_IMAGE}" >/dev/null 2>&1; then
+    if standin_outdated "${NGINX_IMAGE}" nginx; then
         phase "debootstrap nginx" rootfs_image nginx "nginx,curl,gettext-base,ca-certificates" >/dev/null
         base="$(rootfs_image nginx "nginx,curl,gettext-base,ca-certificates")"
         phase "docker build ${NGINX_IMAGE}" standin "${NGINX_IMAGE}" nginx "${base}"
     fi
-    if ! docker image inspect "${LLAMA_IMAGE}" >/dev/null 2>&1; then
+    if standin_outdated "${LLAMA_IMAGE}" llama-server; then
         phase "build llama-server b${LLAMA_BUILD}" build_llama_server
         phase "debootstrap llama-server" rootfs_image llama-server "curl,libgomp1,ca-certificates" >/dev/null
         base="$(rootfs_image llama-server "curl,libgomp1,ca-certificates")"

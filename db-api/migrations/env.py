@@ -5,7 +5,7 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, pool, text
 
 from db_api.config import get_settings
 from db_api.models import Base
@@ -15,6 +15,10 @@ if config.config_file_name is not None:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
+
+# Replicas of db-api all migrate when they start (`--scale db-api=2`); this lock lets
+# one run the migrations while the others wait, then find the schema already current.
+MIGRATION_LOCK_ID = 0x636861745F617070  # "chat_app" in ASCII
 
 
 def run_migrations_offline() -> None:
@@ -34,6 +38,8 @@ def run_migrations_online() -> None:
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata)
         with context.begin_transaction():
+            # Held until this transaction ends, which is after the version is recorded.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
             context.run_migrations()
     engine.dispose()
 

@@ -39,6 +39,7 @@ class ComposeStack:
 
     env_file: Path
     port: int
+    tls_port: int
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -125,12 +126,13 @@ def prepare_docker() -> float:
     return round(time.monotonic() - start, 1)
 
 
-def write_env_file(directory: Path, port: int) -> Path:
+def write_env_file(directory: Path, port: int, tls_port: int) -> Path:
     """What a user puts in .env, with fresh secrets and the offline model source."""
     env_file = directory / ".env"
     values = {
         "APP_ENV": "production",
         "APP_PORT": str(port),
+        "APP_TLS_PORT": str(tls_port),
         "SERVICE_TOKEN": secrets.token_urlsafe(32),
         "SESSION_SECRET": secrets.token_urlsafe(32),
         "POSTGRES_PASSWORD": secrets.token_urlsafe(32),
@@ -144,9 +146,11 @@ def write_env_file(directory: Path, port: int) -> Path:
 @pytest.fixture(scope="session")
 def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
     prepare_seconds = prepare_docker()
-    port = free_port()
+    port, tls_port = free_port(), free_port()
     stack = ComposeStack(
-        env_file=write_env_file(tmp_path_factory.mktemp("compose"), port), port=port
+        env_file=write_env_file(tmp_path_factory.mktemp("compose"), port, tls_port),
+        port=port,
+        tls_port=tls_port,
     )
     stack.timings["prepare (docker/prepare.sh)"] = prepare_seconds
     # A previous run that was interrupted may have left the project behind.

@@ -58,7 +58,8 @@ def test_only_nginx_publishes_a_port(compose_stack: ComposeStack) -> None:
         for service in compose_services(compose_stack)
     }
     assert set(published) >= {"nginx", "chat-ui", "db-api", "lm-api", "postgres", "model"}
-    assert published.pop("nginx") == [compose_stack.port]
+    # HTTP, and HTTPS (which answers once a certificate is mounted).
+    assert published.pop("nginx") == sorted([compose_stack.port, compose_stack.tls_port])
     assert all(ports == [] for ports in published.values()), published
 
 

@@ -59,6 +59,7 @@ class OpenTab(Protocol):
         width: int = 1280,
         height: int = 860,
         color_scheme: ColorScheme = "light",
+        ignore_https_errors: bool = False,
     ) -> BrowserTab: ...
 
 
@@ -85,6 +86,7 @@ def open_tab(browser: Browser) -> Iterator[OpenTab]:
         width: int = 1280,
         height: int = 860,
         color_scheme: ColorScheme = "light",
+        ignore_https_errors: bool = False,
     ) -> BrowserTab:
         # The colour scheme is pinned (light by default) so screenshots do not depend on
         # the machine's setting.
@@ -92,6 +94,8 @@ def open_tab(browser: Browser) -> Iterator[OpenTab]:
             java_script_enabled=javascript,
             viewport={"width": width, "height": height},
             color_scheme=color_scheme,
+            # For a site with a self-signed certificate made by the test.
+            ignore_https_errors=ignore_https_errors,
         )
         # The model answers on a CPU; a reply can take tens of seconds.
         context.set_default_timeout(90_000)

@@ -1,0 +1,198 @@
+"""Scale-out: `docker compose up --scale chat-ui=3 --scale db-api=2` behind nginx.
+
+Requests spread over every replica, all requests about one chat reach one chat-ui
+replica (so a reply streams from the memory of the replica writing it), nginx
+follows replicas as they come and go, and a streamed reply resumes in a second tab
+and stops there, whichever replica each request lands on.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.compose.conftest import ComposeStack
+from tests.e2e.test_streaming_browser import LONG_QUESTION, wait_for_text
+from tests.support.browser import OpenTab, save_screenshot
+from tests.support.factories import unique_username
+from tests.support.forms import Browser
+from tests.support.pages import latest_reply, new_chat, send, sign_in, sign_up
+
+CHAT_UI_REPLICAS = 3
+DB_API_REPLICAS = 2
+# Hashing on the chat id: the chance that one of 3 replicas gets none of 30 chats
+# is 3 x (2/3)^30, about 1 in 60,000.
+CHATS = 30
+# uvicorn's access log: `... - "GET /chats/<id> HTTP/1.1" 200 OK`
+ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>/\S*) HTTP/[0-9.]+" (?P<status>\d{3})')
+CHAT_PAGE = re.compile(r"^/chats/(?P<chat_id>[0-9a-f-]{36})$")
+FOLLOW_DEADLINE = 60.0
+
+
+def scale(stack: ComposeStack, chat_ui: int, db_api: int) -> None:
+    stack.compose(
+        "up", "--detach", "--wait", "--scale", f"chat-ui={chat_ui}", "--scale", f"db-api={db_api}",
+        timeout=600,
+    )  # fmt: skip
+
+
+def replicas(stack: ComposeStack, service: str) -> list[str]:
+    return stack.compose("ps", "--quiet", service).stdout.split()
+
+
+def access_log(container: str, since: float) -> list[re.Match[str]]:
+    """The requests a replica served since the given Unix time."""
+    logs = subprocess.run(
+        ["docker", "logs", "--since", f"{since:.3f}", container],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [
+        m for line in (logs.stdout + logs.stderr).splitlines() if (m := ACCESS_LINE.search(line))
+    ]
+
+
+@pytest.fixture(scope="module")
+def scaled_stack(compose_stack: ComposeStack) -> Iterator[ComposeStack]:
+    start = time.monotonic()
+    scale(compose_stack, CHAT_UI_REPLICAS, DB_API_REPLICAS)
+    compose_stack.timings["scale out to chat-ui=3, db-api=2"] = round(time.monotonic() - start, 1)
+    assert len(replicas(compose_stack, "chat-ui")) == CHAT_UI_REPLICAS
+    assert len(replicas(compose_stack, "db-api")) == DB_API_REPLICAS
+    yield compose_stack
+    scale(compose_stack, 1, 1)
+
+
+def wait_until_every_replica_serves(stack: ComposeStack) -> None:
+    """nginx picks the new replicas up by itself (its watcher reloads it): wait for that."""
+    containers = replicas(stack, "chat-ui")
+    since = time.time()
+    deadline = time.monotonic() + FOLLOW_DEADLINE
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        while time.monotonic() < deadline:
+            for _ in range(10):
+                assert client.get("/login").status_code == 200
+            if all(access_log(container, since) for container in containers):
+                return
+            time.sleep(0.5)
+    pytest.fail(f"nginx did not send requests to all {len(containers)} chat-ui replicas")
+
+
+def test_requests_spread_over_replicas_and_each_chat_sticks_to_one(
+    scaled_stack: ComposeStack,
+) -> None:
+    wait_until_every_replica_serves(scaled_stack)
+    since = time.time()
+    browser = Browser(scaled_stack.url)
+    try:
+        browser.sign_up(unique_username("scale"))
+        chat_ids = [browser.new_chat() for _ in range(CHATS)]
+        paths = [f"/chats/{chat_id}" for chat_id in chat_ids] * 3
+        # Concurrent, like many users: chat-ui opens several connections to db-api,
+        # each to whichever replica the name resolves to first.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = list(pool.map(lambda path: browser.get(path).status_code, paths))
+    finally:
+        browser.close()
+    assert Counter(statuses) == {200: len(paths)}
+
+    served_by: dict[str, set[str]] = defaultdict(set)
+    per_replica: Counter[str] = Counter()
+    for container in replicas(scaled_stack, "chat-ui"):
+        for request in access_log(container, since):
+            per_replica[container] += 1
+            if request["method"] == "GET" and (page := CHAT_PAGE.match(request["path"])):
+                served_by[page["chat_id"]].add(container)
+    print(f"chat-ui requests per replica: {sorted(per_replica.values())}")
+    assert len(per_replica) == CHAT_UI_REPLICAS, per_replica
+    assert set(served_by) == set(chat_ids)
+    # Hashing on the chat id: every request about a chat, one replica.
+    assert all(len(containers) == 1 for containers in served_by.values()), served_by
+
+    db_api_requests = Counter(
+        {c: len(access_log(c, since)) for c in replicas(scaled_stack, "db-api")}
+    )
+    print(f"db-api requests per replica: {sorted(db_api_requests.values())}")
+    assert all(count > 0 for count in db_api_requests.values()), db_api_requests
+
+
+def test_a_reply_streams_resumes_and_stops_at_scale(
+    scaled_stack: ComposeStack, open_tab: OpenTab
+) -> None:
+    base_url = scaled_stack.url
+    username = unique_username("scale")
+    tab = open_tab()
+    page = tab.page
+    sign_up(page, base_url, username)
+    chat_url = new_chat(page, base_url)
+    before = wait_for_text(page, send(page, LONG_QUESTION), at_least=5)
+
+    # A second tab, with its own session, follows the same reply as it grows.
+    second = open_tab()
+    sign_in(second.page, base_url, username)
+    second.page.goto(chat_url)
+    other_view = wait_for_text(second.page, latest_reply(second.page), at_least=len(before) + 1)
+    assert other_view.startswith(before[:5])
+
+    second.page.get_by_role("button", name="Stop").click()
+    expect(latest_reply(second.page)).to_have_attribute("data-status", "stopped")
+    expect(latest_reply(page)).to_have_attribute("data-status", "stopped")
+    stopped_text = latest_reply(page).locator(".message__content").inner_text()
+    assert stopped_text.startswith(before[:5])
+    save_screenshot(page, "compose-scaled-stopped")
+
+    # The model's slot is free again: the stop reached the llama.cpp request.
+    deadline = time.monotonic() + FOLLOW_DEADLINE
+    while not lm_api_slots_idle(scaled_stack) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert lm_api_slots_idle(scaled_stack)
+
+    page.reload()
+    expect(latest_reply(page)).to_have_attribute("data-status", "stopped")
+    assert latest_reply(page).locator(".message__content").inner_text() == stopped_text
+    assert tab.script_errors == [] and second.script_errors == []
+
+
+def lm_api_slots_idle(stack: ComposeStack) -> bool:
+    slots = stack.compose("exec", "-T", "lm-api", "curl", "-fsS", "http://localhost:8080/slots")
+    return '"is_processing":true' not in slots.stdout.replace(" ", "")
+
+
+def test_nginx_follows_replicas_going_away(scaled_stack: ComposeStack) -> None:
+    nginx = replicas(scaled_stack, "nginx")[0]
+    scaled_at = time.time()
+    scale(scaled_stack, CHAT_UI_REPLICAS - 1, DB_API_REPLICAS)
+    remaining = replicas(scaled_stack, "chat-ui")
+    assert len(remaining) == CHAT_UI_REPLICAS - 1
+    # The watcher sees the name's addresses change and reloads nginx...
+    deadline = time.monotonic() + FOLLOW_DEADLINE
+    while "nginx reloaded" not in container_log(nginx, scaled_at):
+        assert time.monotonic() < deadline, "nginx was not reloaded after the scale-down"
+        time.sleep(0.5)
+    # ...after which every request succeeds, served by the remaining replicas only
+    # (the new workers take over at once; the old ones only finish what they hold).
+    time.sleep(1)
+    since = time.time()
+    with httpx.Client(base_url=scaled_stack.url, timeout=10) as client:
+        statuses = Counter(client.get("/login").status_code for _ in range(40))
+    assert statuses == {200: 40}
+    assert {c for c in remaining if access_log(c, since)} == set(remaining)
+
+
+def container_log(container: str, since: float) -> str:
+    logs = subprocess.run(
+        ["docker", "logs", "--since", f"{since:.3f}", container],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return logs.stdout + logs.stderr

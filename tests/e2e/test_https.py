@@ -1,0 +1,142 @@
+"""HTTPS at nginx: a mounted certificate turns it on, plain HTTP then only redirects,
+HSTS is sent, the session cookie is Secure, and a reply streams over HTTP/2."""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.test_browser_journey import start_chat_and_get_reply
+from tests.support.browser import OpenTab, save_screenshot
+from tests.support.chat_ui import ChatUiServer
+from tests.support.factories import unique_username
+from tests.support.forms import csrf_from
+from tests.support.nginx import start_nginx
+from tests.support.pages import PASSWORD, sign_up
+from tests.support.processes import free_port
+from tests.support.tls import make_self_signed_certificate
+
+
+@dataclass(frozen=True)
+class HttpsSite:
+    http_url: str
+    https_url: str
+    certificate: Path
+
+
+@pytest.fixture(scope="module")
+def https_site(
+    chat_ui: ChatUiServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HttpsSite]:
+    tls_dir = tmp_path_factory.mktemp("tls")
+    certificate = make_self_signed_certificate(tls_dir)
+    port, tls_port = free_port(), free_port()
+    process = start_nginx(
+        config_dir=tmp_path_factory.mktemp("nginx-tls"),
+        chat_ui_upstream=chat_ui.url.removeprefix("http://"),
+        port=port,
+        tls_dir=tls_dir,
+        tls_port=tls_port,
+    )
+    try:
+        yield HttpsSite(
+            http_url=f"http://127.0.0.1:{port}",
+            https_url=f"https://127.0.0.1:{tls_port}",
+            certificate=certificate,
+        )
+    finally:
+        process.stop()
+
+
+def trusting(site: HttpsSite) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(site.certificate))
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_plain_http_redirects_to_the_same_address_over_https(
+    https_site: HttpsSite, method: str
+) -> None:
+    response = httpx.request(method, f"{https_site.http_url}/chats?q=paris", data={"a": "b"})
+    # 308 (not 301): a form posted over HTTP is re-sent, body and all, over HTTPS.
+    assert response.status_code == 308
+    assert response.headers["location"] == f"{https_site.https_url}/chats?q=paris"
+    assert "strict-transport-security" not in response.headers
+
+
+def test_https_pages_carry_hsts_and_the_security_headers(https_site: HttpsSite) -> None:
+    response = httpx.get(f"{https_site.https_url}/login", verify=trusting(https_site))
+    assert response.status_code == 200
+    assert "Sign in" in response.text
+    hsts = response.headers["strict-transport-security"]
+    assert int(re.fullmatch(r"max-age=(\d+)", hsts)[1]) >= 365 * 24 * 3600  # type: ignore[index]
+    assert "unsafe-inline" not in response.headers["content-security-policy"]
+    assert response.headers["x-frame-options"] == "DENY"
+    static = httpx.get(f"{https_site.https_url}/static/style.css", verify=trusting(https_site))
+    assert static.status_code == 200
+    assert "strict-transport-security" in static.headers
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+def test_tls_is_modern_and_offers_http2(https_site: HttpsSite) -> None:
+    context = ssl.create_default_context(cafile=str(https_site.certificate))
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    port = int(https_site.https_url.rsplit(":", 1)[1])
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        assert tls.selected_alpn_protocol() == "h2"
+    # A client willing to speak TLS 1.1 only (security level 0 lets OpenSSL offer it):
+    # the refusal must come from nginx.
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.load_verify_locations(str(https_site.certificate))
+    old.set_ciphers("DEFAULT:@SECLEVEL=0")
+    old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1_1
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        pytest.raises(ssl.SSLError),
+    ):
+        old.wrap_socket(raw, server_hostname="localhost")
+
+
+def test_session_cookie_is_secure_over_https(https_site: HttpsSite) -> None:
+    with httpx.Client(base_url=https_site.https_url, verify=trusting(https_site)) as client:
+        form = client.get("/signup")
+        assert "; secure" in form.headers["set-cookie"].lower()
+        response = client.post(
+            "/signup",
+            data={
+                "username": unique_username("tls"),
+                "password": PASSWORD,
+                "password_confirm": PASSWORD,
+                "csrf_token": csrf_from(form.text),
+            },
+        )
+        assert response.status_code == 303
+        assert "; secure" in response.headers["set-cookie"].lower()
+
+
+def test_a_reply_streams_in_the_browser_over_https(
+    https_site: HttpsSite, open_tab: OpenTab
+) -> None:
+    tab = open_tab(ignore_https_errors=True)
+    page = tab.page
+    sign_up(page, https_site.https_url, unique_username("tls"))
+    chat_url = start_chat_and_get_reply(page, https_site.https_url)
+    assert chat_url.startswith("https://")
+    protocol = page.evaluate("performance.getEntriesByType('navigation')[0].nextHopProtocol")
+    assert protocol == "h2"
+    expect(page.locator(".message--assistant").nth(1)).to_have_attribute("data-status", "complete")
+    cookies = page.context.cookies()
+    assert cookies and all(cookie["secure"] for cookie in cookies)
+    save_screenshot(page, "chat-over-https")
+    assert tab.script_errors == []
