@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, text
 
+from tests.support.db_api import DbApiServer
+from tests.support.factories import unique_username
+from tests.support.forms import csrf_from
 from tests.support.nginx import NginxServer, start_nginx
 from tests.support.processes import free_port
 
@@ -36,6 +40,9 @@ def test_static_files_are_served_by_nginx_with_caching(nginx: NginxServer) -> No
 def test_oversized_request_body_is_refused(nginx: NginxServer) -> None:
     response = httpx.post(f"{nginx.url}/login", content=b"x" * (300 * 1024))
     assert response.status_code == 413
+    # A page a person can read, not nginx's bare one.
+    assert "too much at once" in response.text
+    assert "nginx" not in response.text
 
 
 def test_session_cookie_flags_through_nginx(nginx: NginxServer) -> None:
@@ -56,3 +63,30 @@ def test_friendly_page_when_chat_ui_is_down(tmp_path: Path) -> None:
         assert "Traceback" not in response.text
     finally:
         process.stop()
+
+
+def test_a_forged_forwarded_for_header_does_not_change_the_counted_address(
+    nginx: NginxServer, db_api: DbApiServer
+) -> None:
+    """Failed sign-ins count per client address: a client must not pick its own."""
+    forged = "203.0.113.77"
+    with httpx.Client(base_url=nginx.url) as client:
+        form = client.get("/login")
+        response = client.post(
+            "/login",
+            data={
+                "username": unique_username("forger"),
+                "password": "not the password",
+                "csrf_token": csrf_from(form.text),
+            },
+            headers={"X-Forwarded-For": forged},
+        )
+    assert response.status_code == 401
+    engine = create_engine(db_api.database_url)
+    try:
+        with engine.connect() as connection:
+            keys = connection.execute(text("SELECT key FROM login_throttles")).scalars().all()
+    finally:
+        engine.dispose()
+    assert not [key for key in keys if forged in key]
+    assert [key for key in keys if "127.0.0.1" in key]
