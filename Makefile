@@ -39,9 +39,9 @@ format:  ## apply ruff's fixes and formatting
 	$(PYTHON) -m ruff check --fix .
 	$(PYTHON) -m ruff format .
 
-bench:  ## streaming benchmark: first token and tokens/s through the app vs llama.cpp directly
-	native/bootstrap.sh
-	$(PYTHON) -m bench.stream --runs 10
+bench:  ## benchmark the native stack against baselines; report in docs/benchmarks/ (~10 min)
+	native/bootstrap.sh --with-bench
+	$(PYTHON) -m bench
 
 clean:  ## remove test artifacts and caches (keeps .data: your chats and the model)
 	rm -rf test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,45 +1,34 @@
-"""Streaming benchmark: the model path through nginx + chat-ui versus llama.cpp directly.
+"""Figure 3: the model path through nginx + chat-ui versus llama.cpp directly.
 
-Starts its own stack on free loopback ports (PostgreSQL, db-api, the llama.cpp
-server with the real model, chat-ui, nginx), then alternates the same request
-both ways and reports, per path, the median first-token latency and the
-generation rate, with the ratio and the targets:
+Alternates the same request both ways and reports, per path, the median
+first-token latency and the generation rate, with the ratio and the targets:
 
 - tokens/s through the app >= 0.97 x direct
 - first token through the app <= direct + 20 ms (medians)
 
-Run: `make bench` or `.venv/bin/python -m bench.stream --runs 10`.
+Part of `make bench`; alone: `.venv/bin/python -m bench.stream --runs 10`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import statistics
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
-from tests.support.chat_ui import start_chat_ui
-from tests.support.db_api import start_db_api
+from bench.results import Figure, Target
+from bench.stack import MAX_REPLY_TOKENS, OPENING_MESSAGE, SYSTEM_PROMPT, running_stack
 from tests.support.forms import Browser, chat_id_of, csrf_from
-from tests.support.llama import ensure_model, start_llama_server
-from tests.support.nginx import start_nginx
-from tests.support.postgres import PostgresCluster, make_cluster_dir
-from tests.support.processes import free_port
 
-SYSTEM_PROMPT = "You are a helpful assistant."
-OPENING_MESSAGE = "Hello, how can I assist you today?"
 QUESTION = "Write a short story about a lighthouse keeper, in about 150 words."
-MAX_TOKENS = 128
-SERVICE_TOKEN = secrets.token_urlsafe(32)
+MAX_TOKENS = MAX_REPLY_TOKENS
 TIMEOUT = httpx.Timeout(300.0, connect=5.0)
+SECTION = "3. Model path (llama.cpp direct vs nginx + chat-ui)"
 
 
 @dataclass(frozen=True)
@@ -51,46 +40,6 @@ class Sample:
     @property
     def tokens_per_s(self) -> float:
         return (self.tokens - 1) / self.generation_s if self.generation_s > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class Stack:
-    llama_url: str
-    app_url: str
-
-
-@contextmanager
-def running_stack(model_path: Path) -> Iterator[Stack]:
-    with ExitStack() as stack:
-        cluster = PostgresCluster(make_cluster_dir("bench-pg-")).start()
-        stack.callback(cluster.stop)
-        cluster.create_database("bench")
-        db_port, lm_port, ui_port, web_port = (free_port() for _ in range(4))
-        db_api = start_db_api(
-            postgres=cluster, database="bench", port=db_port, service_token=SERVICE_TOKEN
-        )
-        stack.callback(db_api.stop)
-        llama = start_llama_server(model_path=model_path, port=lm_port)
-        stack.callback(llama.stop)
-        chat_ui = start_chat_ui(
-            port=ui_port,
-            db_api_url=f"http://127.0.0.1:{db_port}",
-            lm_api_url=f"http://127.0.0.1:{lm_port}",
-            service_token=SERVICE_TOKEN,
-            extra_env={
-                "SYSTEM_PROMPT": SYSTEM_PROMPT,
-                "OPENING_MESSAGE": OPENING_MESSAGE,
-                "MAX_REPLY_TOKENS": str(MAX_TOKENS),
-            },
-        )
-        stack.callback(chat_ui.stop)
-        nginx = start_nginx(
-            config_dir=make_cluster_dir("bench-nginx-"),
-            chat_ui_upstream=f"127.0.0.1:{ui_port}",
-            port=web_port,
-        )
-        stack.callback(nginx.stop)
-        yield Stack(llama_url=f"http://127.0.0.1:{lm_port}", app_url=f"http://127.0.0.1:{web_port}")
 
 
 def sse_events(response: httpx.Response) -> Iterator[tuple[str, str]]:
@@ -178,6 +127,51 @@ def summarize(samples: list[Sample]) -> tuple[float, float]:
     return first, rate
 
 
+def measure_stream(
+    stack_llama_url: str, browser: Browser, *, runs: int, warmup: int
+) -> tuple[list[Sample], list[Sample]]:
+    """(direct, through the app) samples, the paths alternated run by run."""
+    direct: list[Sample] = []
+    through_app: list[Sample] = []
+    with httpx.Client(timeout=TIMEOUT) as client:
+        for run in range(warmup + runs):
+            # Alternate the paths so drift on a shared machine hits both alike.
+            direct_sample = measure_direct(client, stack_llama_url)
+            app_sample = measure_through_app(browser, str(browser.http.base_url))
+            if run >= warmup:
+                direct.append(direct_sample)
+                through_app.append(app_sample)
+    return direct, through_app
+
+
+def stream_figures(direct: list[Sample], through_app: list[Sample]) -> list[Figure]:
+    baseline = "llama.cpp server directly"
+    direct_rate, app_rate = summarize(direct)[1], summarize(through_app)[1]
+    return [
+        Figure(
+            SECTION,
+            "first token",
+            "ms",
+            [sample.first_token_s * 1000 for sample in through_app],
+            baseline,
+            [sample.first_token_s * 1000 for sample in direct],
+            Target("difference", "<=", 20, "ms"),
+            higher_is_better=False,
+            notes=f"{MAX_TOKENS} tokens per reply",
+        ),
+        Figure(
+            SECTION,
+            "tokens/s",
+            "tokens/s",
+            [sample.tokens_per_s for sample in through_app],
+            baseline,
+            [sample.tokens_per_s for sample in direct],
+            Target("ratio", ">=", 0.97),
+            notes=f"all runs pooled: {app_rate:.1f} vs {direct_rate:.1f} tokens/s",
+        ),
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=10, help="measured runs per path")
@@ -185,19 +179,12 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     arguments = parser.parse_args()
 
-    model_path = ensure_model()
-    with running_stack(model_path) as stack, httpx.Client(timeout=TIMEOUT) as client:
+    with running_stack() as stack:
         browser = Browser(stack.app_url)
         browser.sign_up()
-        direct: list[Sample] = []
-        through_app: list[Sample] = []
-        for run in range(arguments.warmup + arguments.runs):
-            # Alternate the paths so drift on a shared machine hits both alike.
-            direct_sample = measure_direct(client, stack.llama_url)
-            app_sample = measure_through_app(browser, stack.app_url)
-            if run >= arguments.warmup:
-                direct.append(direct_sample)
-                through_app.append(app_sample)
+        direct, through_app = measure_stream(
+            stack.llama_url, browser, runs=arguments.runs, warmup=arguments.warmup
+        )
         browser.close()
 
     direct_first, direct_rate = summarize(direct)

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Install what native mode needs on a Debian machine, skipping what is present:
 # system packages, the virtualenv with pinned Python dependencies, and the model.
-# Usage: native/bootstrap.sh [--with-tests]   (tests also need Chromium)
+# Usage: native/bootstrap.sh [--with-tests] [--with-bench]
+#   (tests also need Chromium; `make bench` also needs the wrk load generator)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 with_tests=0
-[[ "${1:-}" == "--with-tests" ]] && with_tests=1
+with_bench=0
+for argument in "$@"; do
+  case "$argument" in
+    --with-tests) with_tests=1 ;;
+    --with-bench) with_bench=1 ;;
+    *) echo "unknown option: $argument" >&2; exit 2 ;;
+  esac
+done
 
 sudo_cmd=()
 [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
@@ -16,6 +24,10 @@ commands=(nginx /usr/lib/postgresql/15/bin/postgres)
 if [[ $with_tests -eq 1 ]]; then
   packages+=(chromium fonts-dejavu-core)
   commands+=(chromium)
+fi
+if [[ $with_bench -eq 1 ]]; then
+  packages+=(wrk)
+  commands+=(wrk)
 fi
 missing=0
 for command in "${commands[@]}"; do

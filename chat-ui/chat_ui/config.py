@@ -12,7 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 logger = logging.getLogger(__name__)
 
-PLACEHOLDER_SECRETS = frozenset({"", "changeme"})
+# Values people leave in by mistake; compared trimmed and regardless of case.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "change_me", "secret", "password"})
 MIN_SECRET_LENGTH = 32
 
 
@@ -20,7 +21,7 @@ def secret_problem(value: str) -> str | None:
     """Why `value` is not a real secret, or None when it is acceptable."""
     if value.strip().lower() in PLACEHOLDER_SECRETS:
         return "is empty or a placeholder"
-    if len(value) < MIN_SECRET_LENGTH:
+    if len(value.strip()) < MIN_SECRET_LENGTH:
         return f"is shorter than {MIN_SECRET_LENGTH} characters"
     return None
 
@@ -43,11 +44,24 @@ class Settings(BaseSettings):
     max_reply_tokens: int = Field(default=512, ge=1)
     session_max_age_seconds: int = Field(default=1209600, ge=60)
     cookie_secure: bool = False
+    max_request_bytes: int | None = Field(
+        default=None,
+        ge=1024,
+        description="Largest request body accepted (413 above it). Default: room for a "
+        "form holding the longest message, at least 64 KiB.",
+    )
     lm_timeout_seconds: float = Field(
         default=300.0,
         gt=0,
         description="Seconds one reply may take before we give up.",
     )
+
+    @property
+    def request_bytes_limit(self) -> int:
+        if self.max_request_bytes is not None:
+            return self.max_request_bytes
+        # Percent-encoded UTF-8 takes up to 12 bytes a character (4 bytes, 3 each).
+        return max(64 * 1024, 12 * self.max_message_chars + 8 * 1024)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

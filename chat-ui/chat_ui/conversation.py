@@ -10,11 +10,14 @@ editing all go through `_start_reply`.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from chat_ui.config import Settings
 from chat_ui.context import ChatMessage, FittedHistory, fit_history_to_context
@@ -37,6 +40,7 @@ from chat_ui.lm_client import LmClient
 from chat_ui.schemas import ChatDetail, MessagePublic, MessageStatus
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_CHAT_TITLE = "New chat"
 TITLE_MAX_CHARS = 60
@@ -47,6 +51,7 @@ INTERRUPTED_MESSAGE = "The reply was interrupted before it was finished. Try aga
 NOTHING_TO_RETRY = "There is no failed reply to retry."
 NOTHING_TO_REGENERATE = "There is no reply to regenerate yet."
 NOTHING_TO_EDIT = "There is no message of yours to edit yet."
+ALREADY_SENT = "That message was already sent."
 
 
 def title_from_message(content: str, *, max_chars: int = TITLE_MAX_CHARS) -> str:
@@ -123,12 +128,69 @@ def as_shown(messages: list[MessagePublic], registry: GenerationRegistry) -> lis
 
 @dataclass(frozen=True)
 class StartedReply:
-    """A reply being written in the background."""
+    """A reply being written in the background (or, for a resent form, the one it started)."""
 
     chat_id: uuid.UUID
     reply_id: int
     user_message_id: int | None
-    generation: Generation
+    # None when another process writes the reply, or it has finished and been forgotten.
+    generation: Generation | None
+
+
+@dataclass(frozen=True)
+class StartedChat:
+    """A new chat and its first reply (None: another replica is still setting it up)."""
+
+    chat_id: uuid.UUID
+    reply: StartedReply | None
+
+
+# Submissions in progress in this process, by request id: a form submitted twice at once
+# waits for the first submission's outcome instead of starting a second reply. Request
+# ids are random, so one map serves every user (and every app in the process).
+_in_progress: dict[uuid.UUID, asyncio.Future[Any]] = {}
+
+
+async def _only_once(request_id: uuid.UUID, attempt: Callable[[], Awaitable[T]]) -> T | None:
+    """Run `attempt`, or, while the same request runs here, share its outcome.
+
+    None: the first one was cancelled before it finished (the caller looks again).
+    """
+    pending = _in_progress.get(request_id)
+    if pending is not None:
+        # Shielded: this request giving up must not cancel the first one's outcome.
+        shared: T | None = await asyncio.shield(pending)
+        return shared
+    outcome: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()
+    _in_progress[request_id] = outcome
+    try:
+        result = await attempt()
+    except Exception as error:
+        outcome.set_exception(error)
+        # Waiters re-raise it; without any, nobody else needs to see it.
+        outcome.exception()
+        raise
+    except BaseException:
+        outcome.set_result(None)
+        raise
+    finally:
+        del _in_progress[request_id]
+    outcome.set_result(result)
+    return result
+
+
+def find_sent(
+    messages: list[MessagePublic], request_id: uuid.UUID, registry: GenerationRegistry
+) -> StartedReply | None:
+    """The reply a form with `request_id` started, if that form was sent before."""
+    for index, message in enumerate(messages):
+        if message.role != "user" or message.request_id != request_id:
+            continue
+        reply = next((m for m in messages[index + 1 :] if m.role == "assistant"), None)
+        if reply is None:
+            raise InvalidInput(ALREADY_SENT)
+        return StartedReply(message.chat_id, reply.id, message.id, registry.get(reply.id))
+    return None
 
 
 @dataclass(frozen=True)
@@ -166,16 +228,83 @@ class Conversation:
     registry: GenerationRegistry
     user_id: uuid.UUID
 
-    async def send_message(self, chat: ChatDetail, content: str) -> StartedReply:
+    async def send_message(
+        self, chat: ChatDetail, content: str, *, request_id: uuid.UUID | None = None
+    ) -> StartedReply:
         """Store `content` as the user's next message and start writing the reply.
 
         Raises GenerationInProgress or MessageTooLongForContext before writing
         anything, DatabaseUnavailable if db-api fails. A model failure does not
         raise: the reply ends as "error" (the message is kept and can be retried).
+        A form sent again (same `request_id`) answers the reply the first one started
+        and writes nothing; sent twice at once, the second waits for the first.
         """
+        if request_id is None:
+            return await self._send_new(chat, content, None)
+        while True:
+            sent = find_sent(chat.messages, request_id, self.registry)
+            if sent is not None:
+                return sent
+            started = await _only_once(
+                request_id, functools.partial(self._send_or_find, chat, content, request_id)
+            )
+            if started is not None:
+                return started
+            chat = await self.db.get_chat(self.user_id, chat.id)
+
+    async def start_chat(self, content: str, *, request_id: uuid.UUID | None) -> StartedChat:
+        """Create a chat with the opening message, then send its first message.
+
+        A form sent again (same `request_id`) finds the chat and the reply the first
+        submission made; sent twice at once, the second waits for the first.
+        """
+        if request_id is None:
+            return await self._start_chat(content, None)
+        while True:
+            started = await _only_once(
+                request_id, functools.partial(self._start_chat, content, request_id)
+            )
+            if started is not None:
+                return started
+
+    async def _start_chat(self, content: str, request_id: uuid.UUID | None) -> StartedChat:
+        chat, created = await self.db.create_chat(
+            self.user_id, title=DEFAULT_CHAT_TITLE, request_id=request_id
+        )
+        if created:
+            opening = await self.db.add_message(
+                self.user_id, chat.id, role="assistant", content=self.settings.opening_message
+            )
+            detail = ChatDetail(**chat.model_dump(), messages=[opening])
+        else:
+            detail = await self.db.get_chat(self.user_id, chat.id)
+            if not detail.messages:
+                # The first submission, on another replica, has not added the opening yet.
+                return StartedChat(chat.id, None)
+        if request_id is None:
+            return StartedChat(chat.id, await self._send_new(detail, content, None))
+        sent = find_sent(detail.messages, request_id, self.registry)
+        return StartedChat(chat.id, sent or await self._send_or_find(detail, content, request_id))
+
+    async def _send_or_find(
+        self, chat: ChatDetail, content: str, request_id: uuid.UUID
+    ) -> StartedReply:
+        try:
+            return await self._send_new(chat, content, request_id)
+        except GenerationInProgress:
+            # The busy reply may be this very form's, sent after `chat` was read.
+            fresh = await self.db.get_chat(self.user_id, chat.id)
+            sent = find_sent(fresh.messages, request_id, self.registry)
+            if sent is None:
+                raise
+            return sent
+
+    async def _send_new(
+        self, chat: ChatDetail, content: str, request_id: uuid.UUID | None
+    ) -> StartedReply:
         with self.registry.reserve(chat.id):
             messages = await self._settle(chat)
-            return await self._send_turn(chat, messages, content)
+            return await self._send_turn(chat, messages, content, request_id=request_id)
 
     async def edit_last_message(self, chat: ChatDetail, content: str) -> StartedReply:
         """Replace the last user message (and drop what follows it), then reply again."""
@@ -259,17 +388,27 @@ class Conversation:
         content: str,
         *,
         fitted: FittedHistory | ModelError | None = None,
+        request_id: uuid.UUID | None = None,
     ) -> StartedReply:
         if fitted is None:
             fitted = await self._fit([*history_for_model(earlier), _user(content)])
         deltas = self._open_stream(fitted)
         try:
-            turn = await self.db.create_turn(
-                self.user_id, chat.id, content=content, title=_new_title(chat, earlier, content)
+            turn, created = await self.db.create_turn(
+                self.user_id,
+                chat.id,
+                content=content,
+                title=_new_title(chat, earlier, content),
+                request_id=request_id,
             )
         except BaseException:
             await deltas.aclose()
             raise
+        if not created:
+            # The same form reached another replica first: its reply is the answer.
+            await deltas.aclose()
+            reply = self.registry.get(turn.reply.id)
+            return StartedReply(chat.id, turn.reply.id, turn.user_message.id, reply)
         context_start_id = _context_start(
             seen_by_model(earlier), fitted, newest_id=turn.user_message.id
         )

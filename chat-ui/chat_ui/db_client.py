@@ -17,6 +17,7 @@ from chat_ui.errors import (
     ChatNotFound,
     ChatUiError,
     DatabaseUnavailable,
+    GenerationInProgress,
     InvalidInput,
     MessageStatusChanged,
     SignInRequired,
@@ -34,6 +35,8 @@ from chat_ui.schemas import (
     Role,
     SearchHit,
     SearchResults,
+    SessionCreated,
+    SessionPublic,
     TurnPublic,
     UserPublic,
 )
@@ -45,7 +48,12 @@ ErrorByStatus = Mapping[int, type[ChatUiError]]
 
 # db-api answers in milliseconds when healthy; a slow answer means it is in trouble.
 DB_API_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+# Password checks are slow on purpose and queue behind each other in db-api (one per
+# core at a time), so a burst of sign-ins waits longer than any other request.
+PASSWORD_TIMEOUT = httpx.Timeout(60.0, connect=3.0)
 CHAT_ERRORS: ErrorByStatus = {404: ChatNotFound}
+# db-api lets a chat have one reply being written at a time; a second one answers 409.
+TURN_ERRORS: ErrorByStatus = {404: ChatNotFound, 409: GenerationInProgress}
 # A conditional message update (if_status) that lost the race answers 409.
 MESSAGE_UPDATE_ERRORS: ErrorByStatus = {404: ChatNotFound, 409: MessageStatusChanged}
 
@@ -89,17 +97,54 @@ class DbClient:
             "/users",
             json={"username": username, "password": password},
             errors={409: UsernameTaken},
+            patience=PASSWORD_TIMEOUT,
         )
         return self._parse(UserPublic, response)
 
-    async def verify_user(self, *, username: str, password: str) -> UserPublic:
+    async def verify_user(
+        self, *, username: str, password: str, client_ip: str | None = None
+    ) -> UserPublic:
+        """Check the password; db-api throttles failures per account and per `client_ip`."""
+        body = {"username": username, "password": password}
+        if client_ip is not None:
+            body["client_ip"] = client_ip
         response = await self._request(
             "POST",
             "/users/verify",
-            json={"username": username, "password": password},
+            json=body,
             errors={401: WrongCredentials},
+            patience=PASSWORD_TIMEOUT,
         )
         return self._parse(UserPublic, response)
+
+    # Sessions
+
+    async def start_session(self, user_id: uuid.UUID, *, max_age_seconds: int) -> SessionCreated:
+        """A new server-side sign-in; its token goes into the cookie, db-api keeps a hash."""
+        response = await self._request(
+            "POST",
+            "/sessions",
+            json={"user_id": str(user_id), "max_age_seconds": max_age_seconds},
+            errors={404: SignInRequired},
+        )
+        return self._parse(SessionCreated, response)
+
+    async def resolve_session(self, token: str) -> UserPublic:
+        """The session's user; expired, signed out or unknown raises SignInRequired."""
+        response = await self._request(
+            "GET",
+            "/sessions/current",
+            headers={"X-Session-Token": token},
+            errors={404: SignInRequired, 422: SignInRequired},
+        )
+        return self._parse(SessionPublic, response).user
+
+    async def end_session(self, token: str) -> None:
+        await self._request("DELETE", "/sessions/current", headers={"X-Session-Token": token})
+
+    async def end_all_sessions(self, user_id: uuid.UUID) -> None:
+        """Sign the user out on every device."""
+        await self._request("DELETE", "/sessions", user_id=user_id)
 
     async def get_user(self, user_id: uuid.UUID) -> UserPublic:
         """The acting user; a deleted user means the session outlived its account."""
@@ -116,9 +161,15 @@ class DbClient:
         )
         return self._parse(ChatPage, response).items
 
-    async def create_chat(self, user_id: uuid.UUID, *, title: str) -> ChatPublic:
-        response = await self._request("POST", "/chats", user_id=user_id, json={"title": title})
-        return self._parse(ChatPublic, response)
+    async def create_chat(
+        self, user_id: uuid.UUID, *, title: str, request_id: uuid.UUID | None = None
+    ) -> tuple[ChatPublic, bool]:
+        """The chat, and False when `request_id` had created it before (nothing written now)."""
+        body: dict[str, str] = {"title": title}
+        if request_id is not None:
+            body["request_id"] = str(request_id)
+        response = await self._request("POST", "/chats", user_id=user_id, json=body)
+        return self._parse(ChatPublic, response), response.status_code == httpx.codes.CREATED
 
     async def get_chat(self, user_id: uuid.UUID, chat_id: uuid.UUID) -> ChatDetail:
         response = await self._request(
@@ -158,7 +209,7 @@ class DbClient:
             f"/chats/{chat_id}/messages",
             user_id=user_id,
             json={"role": role, "content": content, "status": status},
-            errors=CHAT_ERRORS,
+            errors=TURN_ERRORS,
         )
         return self._parse(MessagePublic, response)
 
@@ -207,19 +258,29 @@ class DbClient:
         return self._parse(MessagePublic, response)
 
     async def create_turn(
-        self, user_id: uuid.UUID, chat_id: uuid.UUID, *, content: str, title: str | None = None
-    ) -> TurnPublic:
+        self,
+        user_id: uuid.UUID,
+        chat_id: uuid.UUID,
+        *,
+        content: str,
+        title: str | None = None,
+        request_id: uuid.UUID | None = None,
+    ) -> tuple[TurnPublic, bool]:
         """Store the user's message and an empty reply being generated, in one transaction.
 
         `title` renames the chat only if it has no user message yet (db-api decides).
+        Answers False with the turn when `request_id` had stored it before (nothing
+        written now). Raises GenerationInProgress while another reply is being written.
         """
         body: dict[str, str] = {"content": content}
         if title is not None:
             body["title"] = title
+        if request_id is not None:
+            body["request_id"] = str(request_id)
         response = await self._request(
-            "POST", f"/chats/{chat_id}/turns", user_id=user_id, json=body, errors=CHAT_ERRORS
+            "POST", f"/chats/{chat_id}/turns", user_id=user_id, json=body, errors=TURN_ERRORS
         )
-        return self._parse(TurnPublic, response)
+        return self._parse(TurnPublic, response), response.status_code == httpx.codes.CREATED
 
     async def delete_messages_after(
         self, user_id: uuid.UUID, chat_id: uuid.UUID, *, after_id: int
@@ -253,11 +314,15 @@ class DbClient:
         json: Any = None,
         params: Mapping[str, int | str] | None = None,
         errors: ErrorByStatus | None = None,
+        headers: Mapping[str, str] | None = None,
+        patience: httpx.Timeout = DB_API_TIMEOUT,
     ) -> httpx.Response:
-        headers = {"X-User-Id": str(user_id)} if user_id is not None else None
+        sent_headers = dict(headers or {})
+        if user_id is not None:
+            sent_headers["X-User-Id"] = str(user_id)
         try:
             response = await self._http.request(
-                method, path, json=json, params=params, headers=headers
+                method, path, json=json, params=params, headers=sent_headers, timeout=patience
             )
         except httpx.TransportError as error:
             logger.warning("db-api unreachable: %s %s: %r", method, path, error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from chat_ui.sessions import (
     SessionUser,
     expected_csrf_token,
     session_expired,
+    session_token,
     session_user,
     sign_out,
 )
@@ -52,42 +54,57 @@ RegistryDep = Annotated[GenerationRegistry, Depends(get_registry)]
 
 
 async def get_current_user(request: Request, db: DbDep) -> SessionUser:
-    """The signed-in user, or SignInRequired (the handler redirects to the sign-in page)."""
+    """The signed-in user, resolved from the cookie's session token in db-api.
+
+    One db-api round trip, which also proves the account still exists. A signed-out,
+    expired or unknown session raises SignInRequired (the handler redirects to the
+    sign-in page, saying the session expired). FastAPI caches this per request, so a
+    route that needs the user in several dependencies still asks once.
+    """
     next_path = request.url.path if request.method == "GET" else None
-    user = session_user(request)
-    if user is None:
+    token = session_token(request)
+    claimed = session_user(request)
+    if token is None or claimed is None:
         raise SignInRequired(expired=session_expired(request), next_path=next_path)
     try:
-        await db.get_user(user.id)
+        user = await db.resolve_session(token)
     except SignInRequired:
-        # The account is gone; the cookie must not keep pretending otherwise.
+        # Signed out elsewhere, expired, or the account is gone: forget the cookie.
         sign_out(request)
         raise SignInRequired(expired=True, next_path=next_path) from None
     except DatabaseUnavailable:
-        # The cookie is signed, so the identity is authentic; only the "account still
-        # exists" check is skipped, letting the page itself report the outage.
-        logger.info("db-api down while checking user %s; trusting the signed session", user.id)
-    return user
+        # While db-api is down nothing can be read or changed anyway; going on with the
+        # cookie's claim lets the page report the outage (and keep the typed text).
+        logger.info("db-api down while resolving a session; the page will report it")
+        return claimed
+    return SessionUser(id=user.id, username=user.username)
 
 
 CurrentUser = Annotated[SessionUser, Depends(get_current_user)]
+# The send, stream and stop routes too: a revoked session must not start or watch a reply.
+SignedInUser = CurrentUser
 
 
-def get_signed_in_user(request: Request) -> SessionUser:
-    """The signed-in user from the signed cookie alone, without asking db-api.
-
-    For routes on the way to the first token (send, stream, stop): their first
-    db-api call is scoped to the user anyway, so a deleted account still gets
-    nothing (404), and one round trip less is time the reply starts sooner.
-    """
-    next_path = request.url.path if request.method == "GET" else None
-    user = session_user(request)
-    if user is None:
-        raise SignInRequired(expired=session_expired(request), next_path=next_path)
-    return user
+async def get_optional_user(request: Request, db: DbDep) -> SessionUser | None:
+    """The signed-in user, or None (for pages that only change shape when signed in)."""
+    if session_token(request) is None:
+        return None
+    try:
+        return await get_current_user(request, db)
+    except SignInRequired:
+        return None
 
 
-SignedInUser = Annotated[SessionUser, Depends(get_signed_in_user)]
+OptionalUser = Annotated[SessionUser | None, Depends(get_optional_user)]
+
+
+def client_ip(request: Request) -> str | None:
+    """The browser's address; uvicorn's proxy headers put nginx's X-Forwarded-For here."""
+    host = request.client.host if request.client is not None else ""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None  # a Unix socket or a test client: no address to count by
 
 
 def check_csrf(request: Request, submitted: str) -> None:

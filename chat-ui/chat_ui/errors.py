@@ -66,6 +66,11 @@ class MessageTooLongForContext(InvalidInput):
     )
 
 
+class RequestTooLarge(ChatUiError):
+    status_code = 413
+    message = "That was too much text to send at once. Shorten it and try again."
+
+
 class WrongCredentials(ChatUiError):
     status_code = 401
     message = "Wrong username or password."

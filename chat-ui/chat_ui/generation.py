@@ -26,6 +26,7 @@ from typing import Literal, Protocol
 from chat_ui.errors import (
     ChatNotFound,
     ChatUiError,
+    DatabaseUnavailable,
     GenerationInProgress,
     MessageStatusChanged,
     ModelError,
@@ -46,6 +47,9 @@ LINGER_SECONDS = 10.0
 # On shutdown, how long to wait for live generations to save their final state.
 SHUTDOWN_SAVE_SECONDS = 5.0
 EMPTY_ANSWER = "The model gave an empty answer. Try again."
+# A database restart takes seconds; the final save waits that long before giving up.
+FINAL_SAVE_RETRY_SECONDS = 30.0
+FINAL_SAVE_RETRY_INTERVAL = 0.5
 
 
 @dataclass(frozen=True)
@@ -274,7 +278,7 @@ class Generation:
             return
         if not self._stopped_elsewhere:
             try:
-                await self._store.save(content=content, status=status, if_status="generating")
+                await self._save_end(content, status)
             except MessageStatusChanged:
                 self._stopped_elsewhere = True
             except ChatUiError as failure:
@@ -287,6 +291,23 @@ class Generation:
                 await self._store.save(content=content, status=None, if_status="stopped")
         # Published only after saving, so whoever waited for the end reads it back stored.
         self._publish(replace(self._state, status=status, error=error))
+
+    async def _save_end(self, content: str, status: FinalStatus) -> None:
+        """The final save; while the database is briefly away (a restart), keep trying.
+
+        Losing it would lose the whole reply, so it is worth waiting for; the reply
+        stays live in memory meanwhile.
+        """
+        deadline = self._clock() + FINAL_SAVE_RETRY_SECONDS
+        while True:
+            try:
+                await self._store.save(content=content, status=status, if_status="generating")
+                return
+            except DatabaseUnavailable:
+                if self._clock() >= deadline:
+                    raise
+                logger.warning("Database away; retrying the end of reply %s", self.message_id)
+                await asyncio.sleep(FINAL_SAVE_RETRY_INTERVAL)
 
 
 class GenerationRegistry:

@@ -28,6 +28,8 @@ CLOSE_AFTER_STREAM = {"Connection": "close"}
 
 # Counting tokens and reading props are cheap; only generation may take long.
 QUICK_TIMEOUT = httpx.Timeout(15.0, connect=3.0)
+# Replies being written at once, per chat-ui process; more wait for a connection.
+MAX_STREAMS = 200
 
 MODEL_BROKE_OFF = (
     "The model stopped answering before the reply was finished. The text so far is kept; try again."
@@ -51,11 +53,20 @@ class LmClient:
                 max_connections=20, max_keepalive_connections=10, keepalive_expiry=2.0
             ),
         )
+        # Streamed replies get a client of their own: many users at once queue them in
+        # llama.cpp (which says so), and they must never starve the quick token counts
+        # every send needs of connections. Each stream's connection is closed after it.
+        self._streams = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout_seconds, connect=3.0),
+            limits=httpx.Limits(max_connections=MAX_STREAMS, max_keepalive_connections=0),
+        )
         self._context_tokens: int | None = None
         self._prompt_size_bound: PromptSizeBound | None = None
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._streams.aclose()
 
     async def context_tokens(self) -> int:
         """Context size of one slot (what one request may use), read once from /props."""
@@ -126,7 +137,7 @@ class LmClient:
         body = {"messages": messages, "max_tokens": max_tokens, "stream": True}
         received_any = False
         try:
-            async with self._http.stream(
+            async with self._streams.stream(
                 "POST", "/v1/chat/completions", json=body, headers=CLOSE_AFTER_STREAM
             ) as response:
                 if response.status_code == httpx.codes.SERVICE_UNAVAILABLE:

@@ -10,6 +10,8 @@ update, so the parser, the formatter and the sanitiser are built once and reused
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -138,3 +140,52 @@ def render_markdown(text: str) -> Markup:
     if not text:
         return Markup("")
     return Markup(_SANITISER.clean(_parser.render(text)))  # noqa: S704 - sanitised just now
+
+
+class RenderedCache:
+    """Rendered HTML of recently shown messages, bounded by the size of their text.
+
+    A chat page renders every message of the chat on every view, and a stored message
+    never changes once complete, so its HTML is rendered once and reused (highlighting
+    code dominated the page's cost). The key is the text itself: an edited message is a
+    new entry and the old one ages out. The bound is on characters, not entries, so a
+    few very long messages cannot hold much memory.
+    """
+
+    def __init__(self, max_chars: int) -> None:
+        self._max_chars = max_chars
+        self._chars = 0
+        self._entries: OrderedDict[str, Markup] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def render(self, text: str) -> Markup:
+        with self._lock:
+            html = self._entries.get(text)
+            if html is not None:
+                self._entries.move_to_end(text)
+                return html
+        html = render_markdown(text)
+        size = len(text) + len(html)
+        if size > self._max_chars:
+            return html
+        with self._lock:
+            if text not in self._entries:
+                self._entries[text] = html
+                self._chars += size
+            while self._chars > self._max_chars:
+                old_text, old_html = self._entries.popitem(last=False)
+                self._chars -= len(old_text) + len(old_html)
+        return html
+
+
+# About 2 MB of text and HTML: the messages of a few dozen long chats.
+_page_cache = RenderedCache(max_chars=2_000_000)
+
+
+def render_markdown_cached(text: str) -> Markup:
+    """render_markdown for stored messages shown on a page (see RenderedCache).
+
+    Streamed updates of a reply being written use render_markdown: each partial text is
+    shown once, so caching them would only push finished messages out.
+    """
+    return _page_cache.render(text)

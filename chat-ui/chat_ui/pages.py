@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.templating import Jinja2Templates
 
-from chat_ui.markdown import render_markdown
+from chat_ui.markdown import render_markdown_cached
 from chat_ui.sessions import csrf_token, pop_flash, session_user
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -51,7 +51,7 @@ _environment = jinja2.Environment(
     lstrip_blocks=True,
 )
 _environment.filters["short_date"] = short_date
-_environment.filters["markdown"] = render_markdown
+_environment.filters["markdown"] = render_markdown_cached
 # Templates pick up one-shot form errors and notices where they show them (see sessions).
 _environment.globals["pop_flash"] = pop_flash
 templates = Jinja2Templates(env=_environment, context_processors=[_shared_context])

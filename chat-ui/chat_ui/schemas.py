@@ -40,6 +40,8 @@ class MessagePublic(_Upstream):
     updated_at: datetime
     # For a reply: the oldest message the model saw when writing it (None: the whole chat).
     context_start_id: int | None = None
+    # For a user message: the id of the form that sent it (a resend finds it by this).
+    request_id: uuid.UUID | None = None
 
 
 class ChatDetail(ChatPublic):
@@ -70,3 +72,14 @@ class SearchHit(_Upstream):
 class SearchResults(_Upstream):
     items: list[SearchHit]
     query: str
+
+
+class SessionPublic(_Upstream):
+    """A live sign-in as db-api resolves it."""
+
+    user: UserPublic
+    expires_at: datetime
+
+
+class SessionCreated(SessionPublic):
+    token: str

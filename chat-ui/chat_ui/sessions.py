@@ -1,7 +1,10 @@
 """What chat-ui keeps in the signed session cookie, and the helpers that change it.
 
-The cookie (Starlette's SessionMiddleware, itsdangerous-signed) holds the user's id
-and name, the CSRF token, and at most one one-shot notice for the next page.
+The cookie (Starlette's SessionMiddleware, itsdangerous-signed) holds the token of a
+server-side session in db-api, the user's id and name as a hint for the page chrome,
+the CSRF token, and at most one one-shot notice for the next page. The signature alone
+proves nothing about being signed in: every signed-in route resolves the token in
+db-api (deps.get_current_user), so signing out or expiring ends a copied cookie too.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from chat_ui.schemas import UserPublic
 from chat_ui.security import new_csrf_token
 
 SESSION_COOKIE = "chat_session"
+_SERVER_SESSION = "session_token"
 _USER_ID = "user_id"
 _USERNAME = "username"
 _CSRF = "csrf_token"
@@ -42,7 +46,10 @@ def expected_csrf_token(request: Request) -> str | None:
 
 
 def session_user(request: Request) -> SessionUser | None:
+    """Who the cookie says is signed in; a hint only (db-api has not been asked)."""
     user_id, username = request.session.get(_USER_ID), request.session.get(_USERNAME)
+    if session_token(request) is None:
+        return None
     if not isinstance(user_id, str) or not isinstance(username, str):
         return None
     try:
@@ -51,14 +58,20 @@ def session_user(request: Request) -> SessionUser | None:
         return None
 
 
+def session_token(request: Request) -> str | None:
+    token = request.session.get(_SERVER_SESSION)
+    return token if isinstance(token, str) and token else None
+
+
 def session_expired(request: Request) -> bool:
     """A cookie came in but carried no valid session: too old or signed with another key."""
     return SESSION_COOKIE in request.cookies and not request.session
 
 
-def sign_in(request: Request, user: UserPublic) -> None:
+def sign_in(request: Request, user: UserPublic, *, token: str) -> None:
     """Start a fresh session so nothing from before sign-in (e.g. its CSRF token) survives."""
     request.session.clear()
+    request.session[_SERVER_SESSION] = token
     request.session[_USER_ID] = str(user.id)
     request.session[_USERNAME] = user.username
     request.session[_CSRF] = new_csrf_token()

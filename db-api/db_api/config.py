@@ -12,8 +12,18 @@ from sqlalchemy import URL
 
 logger = logging.getLogger(__name__)
 
-PLACEHOLDER_SECRETS = frozenset({"", "changeme"})
-MIN_SERVICE_TOKEN_LENGTH = 32
+# Values people leave in by mistake; compared trimmed and regardless of case.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "change_me", "secret", "password"})
+MIN_SECRET_LENGTH = 32
+
+
+def secret_problem(value: str) -> str | None:
+    """Why `value` is not a real secret, or None when it is acceptable."""
+    if value.strip().lower() in PLACEHOLDER_SECRETS:
+        return "is empty or a placeholder"
+    if len(value.strip()) < MIN_SECRET_LENGTH:
+        return f"is shorter than {MIN_SECRET_LENGTH} characters"
+    return None
 
 
 class Settings(BaseSettings):
@@ -39,7 +49,19 @@ class Settings(BaseSettings):
         default=5, ge=1, description="Consecutive failed logins before an account is locked."
     )
     login_lock_seconds: int = Field(
-        default=60, ge=1, description="How long a locked account answers 429 to logins."
+        default=60,
+        ge=1,
+        description="How long a locked account (from one client address) or a locked client "
+        "address answers 429 to logins.",
+    )
+    login_ip_max_failures: int = Field(
+        default=20,
+        ge=1,
+        description="Failed logins from one client address, on any accounts, within "
+        "`LOGIN_IP_WINDOW_SECONDS` before that address is locked.",
+    )
+    login_ip_window_seconds: int = Field(
+        default=300, ge=1, description="The window in which a client address's failures count."
     )
 
     @model_validator(mode="after")
@@ -57,16 +79,16 @@ class Settings(BaseSettings):
         return self
 
     def placeholder_secret_problems(self) -> list[str]:
-        """Human descriptions of every secret that is still a placeholder."""
-        problems: list[str] = []
-        token = self.service_token.get_secret_value()
-        if token in PLACEHOLDER_SECRETS:
-            problems.append("SERVICE_TOKEN is empty or 'changeme'")
-        elif len(token) < MIN_SERVICE_TOKEN_LENGTH:
-            problems.append(f"SERVICE_TOKEN is shorter than {MIN_SERVICE_TOKEN_LENGTH} characters")
-        if self.postgres_password.get_secret_value() in PLACEHOLDER_SECRETS:
-            problems.append("POSTGRES_PASSWORD is empty or 'changeme'")
-        return problems
+        """Human descriptions of every secret that is missing, a placeholder or too short."""
+        values = {
+            "SERVICE_TOKEN": self.service_token.get_secret_value(),
+            "POSTGRES_PASSWORD": self.postgres_password.get_secret_value(),
+        }
+        return [
+            f"{name} {problem}"
+            for name, value in values.items()
+            if (problem := secret_problem(value)) is not None
+        ]
 
     @property
     def database_url(self) -> URL:

@@ -9,9 +9,11 @@ from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +56,13 @@ class UserNotFoundError(AppError):
     detail = "User not found"
 
 
+class SessionNotFoundError(AppError):
+    """Unknown, expired or signed-out session token: all look the same to the caller."""
+
+    status_code = 404
+    detail = "Session expired or signed out"
+
+
 class ChatNotFoundError(AppError):
     status_code = 404
     detail = "Chat not found"
@@ -88,6 +97,31 @@ class MessageStatusConflictError(AppError):
     def body(self) -> dict[str, Any]:
         # The current status lets the caller act (e.g. a generator stops on "stopped").
         return {"detail": self.message, "status": self.current}
+
+
+class ReplyInProgressError(AppError):
+    """Raised when a chat would get a second reply being written (one at a time per chat)."""
+
+    status_code = 409
+    detail = "A reply is already being written in this chat"
+
+    def __init__(self, *, current: str | None = None) -> None:
+        super().__init__(self.detail)
+        self.current = current
+
+    def body(self) -> dict[str, Any]:
+        # A refused message update also says the message's (unchanged) status, as 409s
+        # of that route always do.
+        if self.current is None:
+            return {"detail": self.detail}
+        return {"detail": self.detail, "status": self.current}
+
+
+class RequestAlreadyHandledError(AppError):
+    """Raised when a request id was used before but what it stored can no longer be answered."""
+
+    status_code = 409
+    detail = "This request was already handled"
 
 
 class TooManyLoginFailuresError(AppError):
@@ -136,6 +170,15 @@ class AsciiJSONResponse(JSONResponse):
         return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
+async def handle_http_error(request: Request, error: Exception) -> Response:
+    """A body that is not even text (bad UTF-8) is a 422 like any other malformed JSON."""
+    assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 400 and isinstance(error.__cause__, ValueError):
+        problem = {"type": "json_invalid", "loc": ["body"], "msg": "Body is not UTF-8 JSON"}
+        return JSONResponse(status_code=422, content={"detail": [problem]})
+    return await http_exception_handler(request, error)
+
+
 async def handle_validation_error(_request: Request, error: Exception) -> JSONResponse:
     """FastAPI's own 422 body, but safe to encode whatever input the caller sent."""
     assert isinstance(error, RequestValidationError)
@@ -144,5 +187,6 @@ async def handle_validation_error(_request: Request, error: Exception) -> JSONRe
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_error)
     app.add_exception_handler(AppError, handle_app_error)
     app.add_exception_handler(DBAPIError, handle_database_error)

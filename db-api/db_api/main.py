@@ -11,7 +11,8 @@ from fastapi.routing import APIRoute
 from db_api.config import get_settings
 from db_api.db import get_engine
 from db_api.errors import install_error_handlers
-from db_api.routes import chats, health, messages, turns, users
+from db_api.limits import BodySizeLimitMiddleware
+from db_api.routes import chats, health, messages, sessions, turns, users
 
 DESCRIPTION = """
 Stores users, chats and messages for the chat app in PostgreSQL.
@@ -48,6 +49,7 @@ app = FastAPI(
     generate_unique_id_function=operation_id_from_name,
     openapi_tags=[
         {"name": "users", "description": "Accounts and password checks."},
+        {"name": "sessions", "description": "Sign-ins: start, resolve, end."},
         {"name": "chats", "description": "The acting user's chats."},
         {
             "name": "messages",
@@ -57,5 +59,13 @@ app = FastAPI(
     ],
 )
 install_error_handlers(app)
-for router in (users.router, chats.router, messages.router, turns.router, health.router):
+app.add_middleware(BodySizeLimitMiddleware)
+for router in (
+    users.router,
+    sessions.router,
+    chats.router,
+    messages.router,
+    turns.router,
+    health.router,
+):
     app.include_router(router)

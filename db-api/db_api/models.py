@@ -1,4 +1,4 @@
-"""SQLAlchemy tables: users, their chats and the messages in each chat."""
+"""SQLAlchemy tables: users, their sign-in sessions, their chats and the messages in each chat."""
 
 from __future__ import annotations
 
@@ -72,10 +72,6 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(32), nullable=False)
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     created_at: Mapped[datetime] = _timestamp()
-    failed_login_count: Mapped[int] = mapped_column(
-        Integer, nullable=False, default=0, server_default=text("0")
-    )
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # Usernames are unique regardless of case, so "Alice" cannot shadow "alice".
@@ -139,3 +135,32 @@ class Message(Base):
             postgresql_where=text("status = 'generating'"),
         ),
     )
+
+
+class UserSession(Base):
+    """A sign-in. Only a hash of the token is stored, so a database leak signs nobody in."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    created_at: Mapped[datetime] = _timestamp()
+    last_seen_at: Mapped[datetime] = _timestamp()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins counted per key (a client address, or an account from one address).
+
+    Kept in PostgreSQL so every db-api and chat-ui replica counts the same attempts.
+    """
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

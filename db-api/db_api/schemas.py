@@ -6,7 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    model_validator,
+)
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 MAX_MESSAGE_CHARS = 32_000
@@ -16,6 +24,17 @@ DEFAULT_CHAT_TITLE = "New chat"
 
 MessageRole = Literal["system", "user", "assistant"]
 MessageStatus = Literal["complete", "generating", "stopped", "error"]
+
+
+# What _storable_text enforces, stated in the schema (not enforced by it, so the error
+# message stays the readable one below): no NUL anywhere.
+NO_NUL = {"pattern": "^[^\\x00]*$"}
+# The same for text that is trimmed first: at least one character that is not a space.
+# (Python's str.strip() also strips \x1c-\x1f, which \s does not match everywhere.)
+NO_NUL_NOT_BLANK = {
+    "pattern": "^[^\\x00]*[^\\s\\x00\\x1c-\\x1f\\x85\\xa0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00]*$"
+}
 
 
 def _storable_text(value: str) -> str:
@@ -42,7 +61,12 @@ Username = Annotated[
 ]
 Password = Annotated[
     str,
-    Field(min_length=8, max_length=128, examples=["correct horse battery"]),
+    Field(
+        min_length=8,
+        max_length=128,
+        examples=["correct horse battery"],
+        json_schema_extra=NO_NUL,
+    ),
     AfterValidator(_storable_text),
 ]
 
@@ -54,20 +78,43 @@ def _strip(value: object) -> object:
 # Trimmed before the length check, so "   " is refused as empty.
 Title = Annotated[
     str,
-    Field(min_length=1, max_length=200, examples=["Planning a trip to Lisbon"]),
+    Field(
+        min_length=1,
+        max_length=200,
+        examples=["Planning a trip to Lisbon"],
+        json_schema_extra=NO_NUL_NOT_BLANK,
+    ),
     BeforeValidator(_strip),
     AfterValidator(_storable_text),
 ]
 SearchQuery = Annotated[
     str,
-    Field(min_length=1, max_length=200, examples=["lisbon alfama"]),
+    Field(
+        min_length=1,
+        max_length=200,
+        examples=["lisbon alfama"],
+        json_schema_extra=NO_NUL_NOT_BLANK,
+    ),
     BeforeValidator(_strip),
     AfterValidator(_storable_text),
 ]
 MessageId = Annotated[int, Field(ge=1, le=MAX_BIGINT)]
+RequestId = Annotated[
+    uuid.UUID,
+    Field(
+        description="An id the client makes once per form (e.g. when rendering it). Sending "
+        "the same id again answers what the first request stored and writes nothing, so a "
+        "double-submitted form or a retried request never creates a duplicate.",
+        examples=["5b0f9a62-1d3c-4f8e-b7a4-2c9e6d1f0a37"],
+    ),
+]
 MessageContent = Annotated[
     str,
-    Field(max_length=MAX_MESSAGE_CHARS, examples=["What should I see in Lisbon?"]),
+    Field(
+        max_length=MAX_MESSAGE_CHARS,
+        examples=["What should I see in Lisbon?"],
+        json_schema_extra=NO_NUL,
+    ),
     AfterValidator(_storable_text),
 ]
 
@@ -119,8 +166,16 @@ class ChatCreate(_Strict):
     """A new chat; without a title it is called "New chat"."""
 
     title: Annotated[Title | None, Field(description="1 to 200 characters, trimmed.")] = None
+    request_id: RequestId | None = None
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"title": "Trip to Lisbon"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"title": "Trip to Lisbon"},
+                {"title": "New chat", "request_id": "5b0f9a62-1d3c-4f8e-b7a4-2c9e6d1f0a37"},
+            ]
+        }
+    )
 
 
 class ChatUpdate(_Strict):
@@ -170,6 +225,7 @@ class MessagePublic(BaseModel):
                     "created_at": "2025-01-31T12:05:00Z",
                     "updated_at": "2025-01-31T12:05:03Z",
                     "context_start_id": None,
+                    "request_id": None,
                 }
             ]
         },
@@ -186,6 +242,11 @@ class MessagePublic(BaseModel):
         description="For an assistant reply, the id of the oldest message the model saw when "
         "writing it; null when it saw the whole chat.",
         examples=[None, 17],
+    )
+    request_id: uuid.UUID | None = Field(
+        default=None,
+        description="For a user message sent as a turn, the `request_id` it was sent with.",
+        examples=[None, "5b0f9a62-1d3c-4f8e-b7a4-2c9e6d1f0a37"],
     )
 
 
@@ -224,7 +285,18 @@ class MessageCreate(_Strict):
             "examples": [
                 {"role": "user", "content": "What should I see in Lisbon?"},
                 {"role": "assistant", "content": "", "status": "generating"},
-            ]
+            ],
+            # require_content below, in the schema: text, or an unfinished assistant reply.
+            "anyOf": [
+                {"properties": {"content": {"minLength": 1}}},
+                {
+                    "properties": {
+                        "role": {"const": "assistant"},
+                        "status": {"enum": ["generating", "stopped", "error"]},
+                    },
+                    "required": ["status"],
+                },
+            ],
         }
     )
 
@@ -272,7 +344,13 @@ class MessageUpdate(_Strict):
                     "if_status": "generating",
                 },
                 {"status": "stopped", "if_status": "generating"},
-            ]
+            ],
+            # require_a_change below, in the schema.
+            "anyOf": [
+                {"required": ["content"]},
+                {"required": ["status"]},
+                {"required": ["context_start_id"]},
+            ],
         }
     )
 
@@ -302,12 +380,16 @@ class TurnCreate(_Strict):
             "(1 to 200 characters, trimmed); ignored otherwise."
         ),
     ] = None
+    request_id: RequestId | None = None
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {"content": "What should I see in Lisbon?", "title": "Trip to Lisbon"},
-                {"content": "And where should I eat?"},
+                {
+                    "content": "And where should I eat?",
+                    "request_id": "5b0f9a62-1d3c-4f8e-b7a4-2c9e6d1f0a37",
+                },
             ]
         }
     )
@@ -346,3 +428,55 @@ class SearchResults(BaseModel):
 
     items: list[SearchHit]
     query: str = Field(description="The query as searched (trimmed).", examples=["alfama"])
+
+
+# ---- sign-in sessions ------------------------------------------------------
+
+MAX_SESSION_AGE_SECONDS = 366 * 24 * 3600
+
+
+class LoginAttempt(UserCreate):
+    """Credentials to check, and the address they came from (for per-client throttling)."""
+
+    client_ip: IPvAnyAddress | None = Field(
+        default=None,
+        description="The signing-in browser's address as the web tier saw it. Failures are "
+        "counted per address (an IPv6 client per /64) and per account from that address.",
+        examples=["203.0.113.7"],
+        # Standard formats in the schema, so clients (and generated tests) know what is valid.
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string", "format": "ipv4"},
+                {"type": "string", "format": "ipv6"},
+                {"type": "null"},
+            ]
+        },
+    )
+
+
+class SessionCreate(_Strict):
+    """Start a sign-in for an account whose password was just checked (or that just signed up)."""
+
+    user_id: uuid.UUID
+    max_age_seconds: int = Field(
+        ge=60,
+        le=MAX_SESSION_AGE_SECONDS,
+        description="How long the sign-in lasts.",
+        examples=[1209600],
+    )
+
+
+class SessionPublic(BaseModel):
+    """A live sign-in: whose it is and until when."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    user: UserPublic
+    created_at: datetime
+    expires_at: datetime
+
+
+class SessionCreated(SessionPublic):
+    """A new sign-in. `token` is shown only once; db-api keeps only its hash."""
+
+    token: str = Field(description="Opaque secret for `X-Session-Token`; 43 characters.")

@@ -9,6 +9,7 @@ from tests.support.factories import (
     create_chat,
     create_turn,
     create_user,
+    finish_reply,
     parse_timestamp,
     user_headers,
 )
@@ -140,6 +141,7 @@ def test_context_start_round_trip(db_api_client: httpx.Client) -> None:
     headers = user_headers(user["id"])
     chat = create_chat(db_api_client, user_id=user["id"])
     first = create_turn(db_api_client, user_id=user["id"], chat_id=chat["id"])
+    finish_reply(db_api_client, user_id=user["id"], turn=first)
     second = create_turn(db_api_client, user_id=user["id"], chat_id=chat["id"])
     url = f"/chats/{chat['id']}/messages/{second['reply']['id']}"
     start_id = first["reply"]["id"]
@@ -168,6 +170,7 @@ def test_delete_after_drops_only_later_messages(db_api_client: httpx.Client) -> 
     chat = create_chat(db_api_client, user_id=user["id"])
     other_chat = create_chat(db_api_client, user_id=user["id"])
     first = create_turn(db_api_client, user_id=user["id"], chat_id=chat["id"])
+    finish_reply(db_api_client, user_id=user["id"], turn=first)
     create_turn(db_api_client, user_id=user["id"], chat_id=chat["id"])
     untouched = create_turn(db_api_client, user_id=user["id"], chat_id=other_chat["id"])
 

@@ -16,7 +16,7 @@ from tests.support.db_api import db_api_env, run_migrations
 from tests.support.postgres import PostgresCluster
 from tests.support.processes import REPO_ROOT
 
-APP_TABLES = {"users", "chats", "messages"}
+APP_TABLES = {"users", "chats", "messages", "sessions", "login_throttles"}
 
 
 def _fresh_database(postgres: PostgresCluster) -> tuple[str, str]:

@@ -19,6 +19,7 @@ from tests.support.factories import (
     create_chat,
     create_turn,
     create_user,
+    finish_reply,
     user_headers,
 )
 from tests.support.postgres import PostgresCluster
@@ -83,7 +84,7 @@ def test_finds_a_chat_by_a_word_in_its_title(
 
 def test_the_best_match_comes_first(db_api_client: httpx.Client, user: dict[str, Any]) -> None:
     once = create_chat(db_api_client, user_id=user["id"], title="Mentions it once")
-    create_turn(
+    first = create_turn(
         db_api_client,
         user_id=user["id"],
         chat_id=once["id"],
@@ -97,6 +98,7 @@ def test_the_best_match_comes_first(db_api_client: httpx.Client, user: dict[str,
         content="Ferries, ferries: which ferries go to the islands?",
     )
     # The most recently active chat would come first if rank were ignored.
+    finish_reply(db_api_client, user_id=user["id"], turn=first)
     create_turn(db_api_client, user_id=user["id"], chat_id=once["id"], content="Thanks")
     results = _search(db_api_client, user, "ferries")
     assert _chat_ids(results) == [often["id"], once["id"]]
@@ -128,7 +130,10 @@ def test_snippet_uses_the_best_message_and_two_fragments(
 def test_each_chat_appears_once(db_api_client: httpx.Client, user: dict[str, Any]) -> None:
     chat = create_chat(db_api_client, user_id=user["id"], title="Quinoa recipes")
     for _ in range(3):
-        create_turn(db_api_client, user_id=user["id"], chat_id=chat["id"], content="More quinoa")
+        turn = create_turn(
+            db_api_client, user_id=user["id"], chat_id=chat["id"], content="More quinoa"
+        )
+        finish_reply(db_api_client, user_id=user["id"], turn=turn)
     assert _chat_ids(_search(db_api_client, user, "quinoa")) == [chat["id"]]
 
 

@@ -16,6 +16,7 @@ from tests.support.factories import (
     create_chat,
     create_turn,
     create_user,
+    finish_reply,
     parse_timestamp,
     user_headers,
 )
@@ -71,6 +72,7 @@ def test_title_names_the_chat_on_its_first_user_message(db_api_client: httpx.Cli
         title="  Trip planning  ",
     )
     assert first["chat"]["title"] == "Trip planning"
+    finish_reply(db_api_client, user_id=user["id"], turn=first)
 
     second = create_turn(
         db_api_client,
@@ -162,34 +164,30 @@ def test_unknown_chat_is_404(db_api_client: httpx.Client) -> None:
 
 
 def test_concurrent_first_turns_name_the_chat_once(db_api: DbApiServer) -> None:
-    """Racing first messages: the title is the one sent with the earliest message."""
+    """Racing first messages: one turn wins and names the chat; the others are 409s."""
     with httpx.Client(base_url=db_api.url, headers=auth_headers(db_api.service_token)) as client:
         user = create_user(client)
         chat = create_chat(client, user_id=user["id"])
 
-    def send(index: int) -> dict[str, Any]:
+    def send(index: int) -> httpx.Response:
         with httpx.Client(
             base_url=db_api.url, headers=auth_headers(db_api.service_token, user["id"])
         ) as client:
-            response = client.post(
+            return client.post(
                 f"/chats/{chat['id']}/turns",
                 json={"content": f"question {index}", "title": f"Title {index}"},
             )
-            assert response.status_code == 201, response.text
-            turn: dict[str, Any] = response.json()
-            return turn
 
     with ThreadPoolExecutor(max_workers=6) as pool:
-        turns = list(pool.map(send, range(6)))
-    earliest = min(turns, key=lambda turn: turn["user_message"]["id"])
-    expected_title = earliest["user_message"]["content"].replace("question", "Title")
+        responses = list(pool.map(send, range(6)))
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [201, 409, 409, 409, 409, 409], [r.text for r in responses]
+    (winner,) = [response.json() for response in responses if response.status_code == 201]
+    expected_title = winner["user_message"]["content"].replace("question", "Title")
     with httpx.Client(
         base_url=db_api.url, headers=auth_headers(db_api.service_token, user["id"])
     ) as client:
         detail = client.get(f"/chats/{chat['id']}").json()
     assert detail["title"] == expected_title
-    assert len(detail["messages"]) == 12
-    # Turns never interleave: each reply directly follows its own question.
-    pairs = [(turn["user_message"]["id"], turn["reply"]["id"]) for turn in turns]
-    ordered = [message["id"] for message in detail["messages"]]
-    assert ordered == [message_id for pair in sorted(pairs) for message_id in pair]
+    # The refused turns wrote nothing: the winner's question and reply, in order.
+    assert detail["messages"] == [winner["user_message"], winner["reply"]]

@@ -92,6 +92,19 @@ def create_turn(
     return _json_object(response, 201)
 
 
+def finish_reply(
+    client: httpx.Client, *, user_id: str | uuid.UUID, turn: dict[str, Any], content: str = "Done."
+) -> dict[str, Any]:
+    """Complete a turn's reply, so the chat may start another one (one at a time per chat)."""
+    reply = turn["reply"]
+    response = client.patch(
+        f"/chats/{reply['chat_id']}/messages/{reply['id']}",
+        json={"content": content, "status": "complete"},
+        headers=user_headers(user_id),
+    )
+    return _json_object(response, 200)
+
+
 def parse_timestamp(value: str) -> datetime:
     """A JSON timestamp as an aware datetime, for comparisons that strings get wrong."""
     parsed = datetime.fromisoformat(value)

@@ -186,6 +186,25 @@ async def test_a_database_outage_during_progress_does_not_stop_the_reply() -> No
     assert (final.status, store.status, store.content) == ("complete", "complete", "still going")
 
 
+async def test_the_final_save_waits_out_a_short_database_outage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("chat_ui.generation.FINAL_SAVE_RETRY_INTERVAL", 0.01)
+    deltas, store = Deltas(), FakeStore()
+    generation = new_generation(deltas, store)
+    generation.start()
+    deltas.release("kept")
+    await settle()
+    store.fail_with = DatabaseUnavailable()
+    deltas.release(None)
+    await asyncio.sleep(0.05)
+    assert not generation.state.finished  # still trying, the text still in memory
+    store.fail_with = None
+    final = await generation.wait_finished()
+    assert (final.status, store.status, store.content) == ("complete", "complete", "kept")
+    assert len(store.saves) > 2
+
+
 async def test_registry_refuses_a_second_reply_in_a_chat_and_shutdown_stops() -> None:
     registry = GenerationRegistry(linger_seconds=0.01)
     deltas, store = Deltas(), FakeStore()

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from db_api.config import Settings
 
 STRONG_TOKEN = "s" * 32
-STRONG_PASSWORD = "a-real-database-password"
+STRONG_PASSWORD = "a-real-database-password-of-32-chars"
 
 
 def _settings(**values: object) -> Settings:

@@ -1,4 +1,8 @@
-"""Sign-up, sign-in and sign-out pages. db-api hashes and checks passwords; we never keep them."""
+"""Sign-up, sign-in and sign-out pages. db-api hashes and checks passwords; we never keep them.
+
+A sign-in is a server-side session in db-api: the cookie carries only its token, so
+signing out (here, or everywhere) ends every copy of the cookie.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from chat_ui.deps import DbDep, check_csrf
-from chat_ui.errors import SESSION_EXPIRED_MESSAGE, ChatUiError, InvalidInput
+from chat_ui.deps import DbDep, OptionalUser, SettingsDep, check_csrf, client_ip
+from chat_ui.errors import SESSION_EXPIRED_MESSAGE, ChatUiError, InvalidInput, TooManyAttempts
 from chat_ui.pages import render, see_other
+from chat_ui.schemas import UserPublic
 from chat_ui.security import safe_next_path
-from chat_ui.sessions import session_user, sign_in, sign_out
+from chat_ui.sessions import session_token, sign_in, sign_out
 
 router = APIRouter(tags=["auth"])
 
@@ -44,9 +49,29 @@ def validate_signup(username: str, password: str, password_confirm: str) -> None
         raise InvalidInput("The two passwords do not match.")
 
 
+def form_failed(
+    request: Request, template: str, context: dict[str, str], error: ChatUiError
+) -> Response:
+    """The form again, with what to fix and what was typed (never the password)."""
+    response = render(
+        request, template, {**context, "error": error.message}, status_code=error.status_code
+    )
+    if isinstance(error, TooManyAttempts):
+        response.headers["Retry-After"] = str(error.retry_after_seconds)
+    return response
+
+
+async def start_session(
+    request: Request, db: DbDep, settings: SettingsDep, user: UserPublic
+) -> None:
+    """A new server-side session, so no cookie from before sign-in (fixation) stays valid."""
+    started = await db.start_session(user.id, max_age_seconds=settings.session_max_age_seconds)
+    sign_in(request, user, token=started.token)
+
+
 @router.get("/signup", response_class=HTMLResponse, summary="Sign-up page")
-async def signup_page(request: Request) -> Response:
-    if session_user(request) is not None:
+async def signup_page(request: Request, user: OptionalUser) -> Response:
+    if user is not None:
         return see_other("/chats")
     return render(request, "signup.html", {"username": ""})
 
@@ -55,6 +80,7 @@ async def signup_page(request: Request) -> Response:
 async def sign_up(
     request: Request,
     db: DbDep,
+    settings: SettingsDep,
     username: FormText = "",
     password: FormText = "",
     password_confirm: FormText = "",
@@ -65,16 +91,17 @@ async def sign_up(
         check_csrf(request, csrf_token)
         validate_signup(username, password, password_confirm)
         user = await db.create_user(username=username, password=password)
+        await start_session(request, db, settings, user)
     except ChatUiError as error:
-        context = {"username": username, "error": error.message}
-        return render(request, "signup.html", context, status_code=error.status_code)
-    sign_in(request, user)
+        return form_failed(request, "signup.html", {"username": username}, error)
     return see_other("/chats")
 
 
 @router.get("/login", response_class=HTMLResponse, summary="Sign-in page")
-async def login_page(request: Request, next: str = "", reason: str = "") -> Response:
-    if session_user(request) is not None:
+async def login_page(
+    request: Request, user: OptionalUser, next: str = "", reason: str = ""
+) -> Response:
+    if user is not None:
         return see_other(safe_next_path(next))
     context = {
         "username": "",
@@ -88,6 +115,7 @@ async def login_page(request: Request, next: str = "", reason: str = "") -> Resp
 async def log_in(
     request: Request,
     db: DbDep,
+    settings: SettingsDep,
     username: FormText = "",
     password: FormText = "",
     next: FormText = "",
@@ -98,18 +126,31 @@ async def log_in(
         check_csrf(request, csrf_token)
         if not username or not password:
             raise InvalidInput("Enter your username and password.")
-        user = await db.verify_user(username=username, password=password)
+        user = await db.verify_user(
+            username=username, password=password, client_ip=client_ip(request)
+        )
+        await start_session(request, db, settings, user)
     except ChatUiError as error:
-        context = {"username": username, "next": next, "error": error.message}
-        return render(request, "login.html", context, status_code=error.status_code)
-    sign_in(request, user)
+        return form_failed(request, "login.html", {"username": username, "next": next}, error)
     return see_other(safe_next_path(next))
 
 
-@router.post("/logout", summary="Sign out")
-async def log_out(request: Request, csrf_token: FormText = "") -> RedirectResponse:
+@router.post("/logout", summary="Sign out (this browser, or with `everywhere` every device)")
+async def log_out(
+    request: Request,
+    db: DbDep,
+    user: OptionalUser,
+    csrf_token: FormText = "",
+    everywhere: FormText = "",
+) -> RedirectResponse:
+    token = session_token(request)
     # Someone already signed out (or expired) has nothing to protect; just show sign-in.
-    if session_user(request) is not None:
+    if token is not None:
         check_csrf(request, csrf_token)
+        if everywhere and user is not None:
+            await db.end_all_sessions(user.id)
+        # Ended in db-api before the cookie is dropped: if db-api is down the error page
+        # shows and the cookie stays, so the person can try again.
+        await db.end_session(token)
     sign_out(request)
     return see_other("/login")

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from chat_ui.conversation import (
     DEFAULT_CHAT_TITLE,
     INTERRUPTED_MESSAGE,
+    StartedChat,
     StartedReply,
     as_shown,
     can_retry,
@@ -78,8 +79,18 @@ async def reply_started(request: Request, started: StartedReply) -> Response:
         return started_json(started)
     # Waiting never cancels the generation: if the browser gives up, the reply goes on.
     # A failure shows on the reply itself (see conversation_context), not as a notice.
-    await started.generation.wait_finished()
+    # A reply written by another process is followed by the chat page refreshing itself.
+    if started.generation is not None:
+        await started.generation.wait_finished()
     return see_other(chat_url(started.chat_id, latest=True))
+
+
+def form_request_id(value: str) -> uuid.UUID | None:
+    """The send form's request id; a form without one (or a mangled one) is not deduplicated."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 def reply_error_text(
@@ -131,13 +142,17 @@ async def render_chat_page(
     chat: ChatDetail | None = None,
     chat_id: uuid.UUID | None = None,
     draft: str = "",
+    request_id: uuid.UUID | None = None,
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
     """The chat page (sidebar, conversation, message box); the sidebar-less form if db-api is down.
 
-    Whatever went wrong, the typed `draft` goes back into the message box.
+    Whatever went wrong, the typed `draft` goes back into the message box, with the
+    form's `request_id`: sending it again after a failure that did store it changes
+    nothing. A fresh page gets a fresh id.
     """
+    request_id = request_id or uuid.uuid4()
     try:
         chats = await db.list_chats(user.id)
         if chat is None and chat_id is not None:
@@ -149,6 +164,7 @@ async def render_chat_page(
             "chat": None,
             "form_action": f"/chats/{chat_id}/messages" if chat_id else "/chats",
             "draft": draft,
+            "request_id": request_id,
             "error": outage.message,
         }
         return render(request, "chat.html", offline, status_code=outage.status_code)
@@ -158,6 +174,7 @@ async def render_chat_page(
         "messages": [],
         "form_action": f"/chats/{chat.id}/messages" if chat else "/chats",
         "draft": draft,
+        "request_id": request_id,
         "error": error,
         "notice": pop_notice(request, chat_id=chat.id) if chat else None,
         "show_retry": False,
@@ -175,6 +192,7 @@ async def send_failed(
     *,
     chat_id: uuid.UUID | None,
     draft: str,
+    request_id: uuid.UUID | None,
 ) -> Response:
     """The error as JSON for the script, else the chat page with the typed text kept."""
     if wants_json(request):
@@ -187,6 +205,7 @@ async def send_failed(
         user,
         chat_id=chat_id,
         draft=draft,
+        request_id=request_id,
         error=error.message,
         status_code=error.status_code,
     )
@@ -211,29 +230,41 @@ async def create_chat(
     conversation: ConversationDep,
     content: FormText = "",
     csrf_token: FormText = "",
+    request_id: FormText = "",
 ) -> Response:
-    has_message = bool(content.strip())
+    form_id = form_request_id(request_id)
     try:
         check_csrf(request, csrf_token)
-        if has_message:
+        if content.strip():
             content = validate_message(content, max_chars=settings.max_message_chars)
-        chat = await db.create_chat(user.id, title=DEFAULT_CHAT_TITLE)
-        opening = await db.add_message(
-            user.id, chat.id, role="assistant", content=settings.opening_message
+            started = await conversation.start_chat(content, request_id=form_id)
+        else:
+            chat, created = await db.create_chat(
+                user.id, title=DEFAULT_CHAT_TITLE, request_id=form_id
+            )
+            if created:
+                await db.add_message(
+                    user.id, chat.id, role="assistant", content=settings.opening_message
+                )
+            started = StartedChat(chat.id, None)
+    except ChatUiError as error:
+        # The same request id goes back with the form: sending it again finds the chat
+        # if it was made after all.
+        return await send_failed(
+            request, db, user, error, chat_id=None, draft=content, request_id=form_id
         )
-    except ChatUiError as error:
-        return await send_failed(request, db, user, error, chat_id=None, draft=content)
-    if not has_message:
-        return see_other(chat_url(chat.id))
-    detail = ChatDetail(**chat.model_dump(), messages=[opening])
-    try:
-        started = await conversation.send_message(detail, content)
-    except ChatUiError as error:
-        return await send_failed(request, db, user, error, chat_id=chat.id, draft=content)
+    url = chat_url(started.chat_id)
+    if started.reply is None:
+        # No message, or another replica still setting the same form's chat up.
+        return (
+            JSONResponse({"chat_url": url}, status_code=202)
+            if wants_json(request)
+            else see_other(url)
+        )
     if wants_json(request):
         # The script opens the chat's page, which picks the stream up from there.
-        return started_json(started, chat_url=chat_url(chat.id))
-    return await reply_started(request, started)
+        return started_json(started.reply, chat_url=url)
+    return await reply_started(request, started.reply)
 
 
 @router.get("/chats/{chat_id}", response_class=HTMLResponse, summary="One conversation")
@@ -252,12 +283,16 @@ async def send_message(
     conversation: ConversationDep,
     content: FormText = "",
     csrf_token: FormText = "",
+    request_id: FormText = "",
 ) -> Response:
+    form_id = form_request_id(request_id)
     try:
         check_csrf(request, csrf_token)
         content = validate_message(content, max_chars=settings.max_message_chars)
         chat = await db.get_chat(user.id, chat_id)
-        started = await conversation.send_message(chat, content)
+        started = await conversation.send_message(chat, content, request_id=form_id)
     except ChatUiError as error:
-        return await send_failed(request, db, user, error, chat_id=chat_id, draft=content)
+        return await send_failed(
+            request, db, user, error, chat_id=chat_id, draft=content, request_id=form_id
+        )
     return await reply_started(request, started)

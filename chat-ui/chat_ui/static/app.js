@@ -22,6 +22,15 @@ document.addEventListener("DOMContentLoaded", () => {
   chat.resumeLiveReply();
 });
 
+// A version 4 UUID; crypto.randomUUID exists only on HTTPS pages, getRandomValues everywhere.
+function randomUuid() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
 class ChatPage {
   constructor(form) {
     this.form = form;
@@ -79,6 +88,7 @@ class ChatPage {
         return;
       }
       this.textarea.value = "";
+      this.renewRequestId();
       this.appendMessage("user", text);
       const bubble = this.appendMessage("assistant", "");
       this.follow(answer.stream_url, bubble);
@@ -121,6 +131,13 @@ class ChatPage {
       return null;
     }
     return answer;
+  }
+
+  // The page stays, so the next message needs its own id (the server deduplicates by it).
+  // A failed send keeps the id: if it was stored after all, sending again finds it.
+  renewRequestId() {
+    const field = this.form.querySelector("input[data-request-id]");
+    if (field) field.value = randomUuid();
   }
 
   resumeLiveReply() {

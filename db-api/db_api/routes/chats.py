@@ -90,11 +90,26 @@ def search_chats(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Start a chat",
-    description=f'Creates an empty chat; without a title it is called "{DEFAULT_CHAT_TITLE}".',
-    responses={404: {"model": ErrorDetail, "description": "Unknown user"}},
+    description=f'Creates an empty chat; without a title it is called "{DEFAULT_CHAT_TITLE}". '
+    "With a `request_id` the acting user already created a chat with, nothing is written and "
+    "the answer is 200 with that chat (as it is now), so sending the same form twice makes "
+    "one chat.",
+    responses={
+        200: {"model": ChatPublic, "description": "Already created with this `request_id`"},
+        404: {"model": ErrorDetail, "description": "Unknown user"},
+    },
 )
-def create_chat(body: ChatCreate, user_id: CurrentUserId, session: SessionDep) -> ChatPublic:
-    chat = crud.create_chat(session, owner_id=user_id, title=body.title or DEFAULT_CHAT_TITLE)
+def create_chat(
+    body: ChatCreate, user_id: CurrentUserId, session: SessionDep, response: Response
+) -> ChatPublic:
+    chat, created = crud.create_chat(
+        session,
+        owner_id=user_id,
+        title=body.title or DEFAULT_CHAT_TITLE,
+        request_id=body.request_id,
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
     return ChatPublic.model_validate(chat)
 
 

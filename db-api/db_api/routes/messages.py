@@ -32,6 +32,7 @@ router = APIRouter(
 ChatId = Annotated[uuid.UUID, Path(description="The chat's id.")]
 # Ids are PostgreSQL bigints; anything outside that range cannot exist and is a 422.
 MessageId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="The message's id.")]
+REPLY_IN_PROGRESS = "Another reply in this chat is still being written"
 
 
 @router.post(
@@ -39,8 +40,10 @@ MessageId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="The message's 
     status_code=status.HTTP_201_CREATED,
     summary="Append a message",
     description="Adds a message after the chat's last one and moves the chat to the top of "
-    "the list. An assistant reply can start empty with `status: generating`. To send the "
+    "the list. An assistant reply can start empty with `status: generating`; a chat has at "
+    "most one such reply at a time (409 while another one is being written). To send the "
     "user's next message and start its reply together, use `POST /chats/{chat_id}/turns`.",
+    responses={409: {"model": ErrorDetail, "description": REPLY_IN_PROGRESS}},
 )
 def add_message(
     chat_id: ChatId, body: MessageCreate, user_id: CurrentUserId, session: SessionDep
@@ -101,9 +104,14 @@ def get_message(
     "streams in and finishes. Also moves the chat to the top of the list. With `if_status`, "
     "the check and the update are one atomic step: if the message's status is no longer "
     "`if_status`, nothing changes and the answer is 409 with the current `status`, so a "
-    "finishing reply cannot overwrite a stop and a late stop cannot overwrite a finished reply.",
+    "finishing reply cannot overwrite a stop and a late stop cannot overwrite a finished reply. "
+    "Setting `status: generating` while another reply of the chat is being written is also a "
+    "409 (one reply at a time per chat; `status` is then this message's unchanged status).",
     responses={
-        409: {"model": StatusConflict, "description": "The status is no longer `if_status`"}
+        409: {
+            "model": StatusConflict,
+            "description": f"The status is no longer `if_status`; or {REPLY_IN_PROGRESS.lower()}",
+        }
     },
 )
 def update_message(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Response, status
 
 from db_api import crud
 from db_api.deps import CurrentUserId, ServiceAuth, SessionDep
@@ -32,16 +32,38 @@ ChatId = Annotated[uuid.UUID, Path(description="The chat's id.")]
     "assistant reply (`generating`) right after it, and moves the chat to the top of the "
     "list. When `title` is given and the chat has no user message yet, the chat is renamed "
     "to it (a chat is named after its first question); otherwise `title` is ignored. "
-    "Fill the reply in with `PATCH /chats/{chat_id}/messages/{reply.id}`.",
+    "Fill the reply in with `PATCH /chats/{chat_id}/messages/{reply.id}`. "
+    "A chat has at most one reply being written: while one is `generating`, the answer is "
+    "409. With a `request_id` already sent in this chat, nothing is written and the answer "
+    "is 200 with that turn (the user's message and the reply after it, as they are now).",
+    responses={
+        200: {"model": TurnPublic, "description": "Already sent with this `request_id`"},
+        409: {
+            "model": ErrorDetail,
+            "description": "Another reply in this chat is still being written (or the "
+            "`request_id` was sent before and that turn's reply has since been deleted)",
+        },
+    },
 )
 def start_turn(
-    chat_id: ChatId, body: TurnCreate, user_id: CurrentUserId, session: SessionDep
+    chat_id: ChatId,
+    body: TurnCreate,
+    user_id: CurrentUserId,
+    session: SessionDep,
+    response: Response,
 ) -> TurnPublic:
-    chat, user_message, reply = crud.start_turn(
-        session, owner_id=user_id, chat_id=chat_id, content=body.content, title=body.title
+    turn = crud.start_turn(
+        session,
+        owner_id=user_id,
+        chat_id=chat_id,
+        content=body.content,
+        title=body.title,
+        request_id=body.request_id,
     )
+    if not turn.created:
+        response.status_code = status.HTTP_200_OK
     return TurnPublic(
-        chat=ChatPublic.model_validate(chat),
-        user_message=MessagePublic.model_validate(user_message),
-        reply=MessagePublic.model_validate(reply),
+        chat=ChatPublic.model_validate(turn.chat),
+        user_message=MessagePublic.model_validate(turn.user_message),
+        reply=MessagePublic.model_validate(turn.reply),
     )

@@ -1,0 +1,138 @@
+"""Figure 4: 1, 2, 4 and 8 chats replying at once, through nginx + chat-ui.
+
+Each level starts N fresh chats, sends one message to each at the same moment
+(a barrier), and follows every reply's stream. Aggregate tokens/s is all tokens
+of the level divided by the time from the sends to the last token; first-token
+latency is per chat, from its send. The baseline of each level is one chat
+alone, measured in the same round.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from bench.results import Figure, Target
+from bench.stats import percentile
+from bench.stream import QUESTION, sse_events
+from tests.support.forms import Browser, chat_id_of, csrf_from
+
+LEVELS = (1, 2, 4, 8)
+SECTION = "4. Concurrent chats (through nginx + chat-ui)"
+
+
+@dataclass(frozen=True)
+class ChatTiming:
+    first_token_s: float  # from the send
+    last_token_s: float  # from the barrier
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Level:
+    chats: int
+    wall_s: float
+    timings: list[ChatTiming]
+
+    @property
+    def tokens_per_s(self) -> float:
+        return sum(t.tokens for t in self.timings) / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def p95_first_token_ms(self) -> float:
+        return percentile([t.first_token_s for t in self.timings], 0.95) * 1000
+
+
+def _reply(
+    browser: Browser,
+    path: str,
+    form: dict[str, str],
+    barrier: threading.Barrier,
+    origin: list[float],
+) -> ChatTiming:
+    barrier.wait()
+    sent = time.perf_counter()
+    answer = browser.http.post(path, data=form, headers={"Accept": "application/json"})
+    answer.raise_for_status()
+    first = last = 0.0
+    tokens = 0
+    with browser.http.stream("GET", answer.json()["stream_url"]) as response:
+        response.raise_for_status()
+        for event, data in sse_events(response):
+            state = json.loads(data)
+            if event == "update" and state.get("tokens", 0) > tokens:
+                last = time.perf_counter()
+                first = first or last
+                tokens = state["tokens"]
+            if event == "done":
+                break
+    return ChatTiming(first_token_s=first - sent, last_token_s=last - origin[0], tokens=tokens)
+
+
+def run_level(signed_in: Browser, chats: int) -> Level:
+    browsers = []
+    for _ in range(chats):
+        # One client per chat, as separate tabs would be, all in the same session.
+        browser = Browser(str(signed_in.http.base_url))
+        browser.http.cookies.update(signed_in.http.cookies)
+        browsers.append(browser)
+    forms = []
+    for browser in browsers:
+        page = browser.submit("/chats")
+        forms.append(
+            (
+                f"/chats/{chat_id_of(page)}/messages",
+                {"content": QUESTION, "csrf_token": csrf_from(page.text)},
+            )
+        )
+    origin = [0.0]
+    barrier = threading.Barrier(chats, action=lambda: origin.__setitem__(0, time.perf_counter()))
+    with ThreadPoolExecutor(max_workers=chats) as pool:
+        futures = [
+            pool.submit(_reply, browser, path, form, barrier, origin)
+            for browser, (path, form) in zip(browsers, forms, strict=True)
+        ]
+        timings = [future.result() for future in futures]
+    for browser in browsers:
+        browser.close()
+    return Level(chats=chats, wall_s=max(t.last_token_s for t in timings), timings=timings)
+
+
+def measure_concurrency(signed_in: Browser, *, rounds: int) -> list[list[Level]]:
+    """rounds x LEVELS; a first unmeasured single chat warms the model's caches."""
+    run_level(signed_in, 1)
+    return [[run_level(signed_in, chats) for chats in LEVELS] for _ in range(rounds)]
+
+
+def concurrency_figures(rounds: list[list[Level]], parallel_slots: int) -> list[Figure]:
+    figures: list[Figure] = []
+    single = [levels[0] for levels in rounds]
+    for index, chats in enumerate(LEVELS):
+        levels = [r[index] for r in rounds]
+        figures.append(
+            Figure(
+                SECTION,
+                f"{chats} chats: aggregate tokens/s",
+                "tokens/s",
+                [level.tokens_per_s for level in levels],
+                "1 chat alone" if chats > 1 else "",
+                [level.tokens_per_s for level in single] if chats > 1 else (),
+                Target("ratio", ">=", 1.8) if chats == 4 else None,
+                notes=f"{parallel_slots} parallel slots" if chats == 1 else "",
+            )
+        )
+        figures.append(
+            Figure(
+                SECTION,
+                f"{chats} chats: p95 first token",
+                "ms",
+                [level.p95_first_token_ms for level in levels],
+                "1 chat alone" if chats > 1 else "",
+                [level.p95_first_token_ms for level in single] if chats > 1 else (),
+                higher_is_better=False,
+            )
+        )
+    return figures

@@ -1,0 +1,125 @@
+"""Login throttling across replicas, cookie flags, and request size limits, through chat-ui."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.chat_ui import ChatUiServer, running_chat_ui
+from tests.support.db_api import DbApiServer, start_db_api
+from tests.support.forms import Browser, csrf_from
+from tests.support.llama import LlamaServer
+from tests.support.postgres import PostgresCluster
+from tests.support.processes import free_port
+
+IP_MAX = 4
+
+
+@pytest.fixture(scope="module")
+def two_replicas(postgres: PostgresCluster, llama_server: LlamaServer) -> Iterator[list[str]]:
+    """Two chat-ui replicas on one db-api that locks an address after IP_MAX failures."""
+    database = "chat_ui_throttling"
+    database_url = postgres.create_database(database)
+    token = secrets.token_urlsafe(32)
+    port = free_port()
+    process = start_db_api(
+        postgres=postgres,
+        database=database,
+        port=port,
+        service_token=token,
+        extra_env={"LOGIN_IP_MAX_FAILURES": str(IP_MAX), "LOGIN_LOCK_SECONDS": "60"},
+    )
+    db_api = DbApiServer(f"http://127.0.0.1:{port}", token, process, database_url)
+    try:
+        with (
+            running_chat_ui(db_api, llama_server.url) as first,
+            running_chat_ui(db_api, llama_server.url) as second,
+        ):
+            yield [first.url, second.url]
+    finally:
+        process.stop()
+
+
+def log_in(url: str, username: str, password: str, ip: str) -> httpx.Response:
+    # chat-ui trusts X-Forwarded-For from 127.0.0.1, as it does from nginx.
+    with httpx.Client(base_url=url, headers={"X-Forwarded-For": ip}) as client:
+        csrf = csrf_from(client.get("/login").text)
+        return client.post(
+            "/login", data={"csrf_token": csrf, "username": username, "password": password}
+        )
+
+
+def test_failures_count_per_address_across_replicas(two_replicas: list[str]) -> None:
+    owner = Browser(two_replicas[0])
+    try:
+        owner.sign_up()
+    finally:
+        owner.close()
+    attacker = f"192.0.2.{secrets.randbelow(250) + 1}"
+    for attempt in range(IP_MAX):
+        response = log_in(two_replicas[attempt % 2], f"nobody{attempt}", "wrong-password", attacker)
+        assert response.status_code == 401
+    locked = log_in(two_replicas[0], owner.username, owner.password, attacker)
+    assert locked.status_code == 429
+    assert 1 <= int(locked.headers["Retry-After"]) <= 60
+    assert "Too many attempts. Try again in" in locked.text
+    assert f'value="{owner.username}"' in locked.text
+    assert owner.password not in locked.text
+    # The owner, from their own address, is not affected.
+    elsewhere = log_in(two_replicas[1], owner.username, owner.password, "203.0.113.9")
+    assert elsewhere.status_code == 303
+
+
+def test_cookie_flags(
+    chat_ui: ChatUiServer, db_api: DbApiServer, llama_server: LlamaServer
+) -> None:
+    response = httpx.get(f"{chat_ui.url}/login")
+    cookie = response.headers["set-cookie"].lower()
+    for flag in ("httponly", "samesite=lax", "path=/", "max-age=1209600"):
+        assert flag in cookie
+    assert "secure" not in cookie  # plain HTTP on loopback
+    # Behind HTTPS (nginx says so in X-Forwarded-Proto) the cookie is Secure by itself.
+    https = httpx.get(f"{chat_ui.url}/login", headers={"X-Forwarded-Proto": "https"})
+    assert "; secure" in https.headers["set-cookie"].lower()
+    with running_chat_ui(db_api, llama_server.url, extra_env={"COOKIE_SECURE": "true"}) as secure:
+        forced = httpx.get(f"{secure.url}/login").headers["set-cookie"].lower()
+        assert "; secure" in forced and "httponly" in forced
+
+
+def test_oversized_bodies_get_a_readable_413(signed_in: Browser) -> None:
+    chat_id = signed_in.new_chat()
+    csrf = signed_in.csrf_token()
+    body = {"csrf_token": csrf, "content": "x" * (200 * 1024)}
+    declared = signed_in.http.post(f"/chats/{chat_id}/messages", data=body)
+    assert declared.status_code == 413
+    assert "too much text to send at once" in declared.text
+
+    def chunks() -> Iterator[bytes]:
+        yield f"csrf_token={csrf}&content=".encode()
+        for _ in range(200):
+            yield b"y" * 1024
+
+    chunked = signed_in.http.post(
+        f"/chats/{chat_id}/messages",
+        content=chunks(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert chunked.status_code == 413
+    # A long but allowed message is not caught by the limit (the form explains its own).
+    allowed = signed_in.http.post(
+        f"/chats/{chat_id}/rename", data={"csrf_token": csrf, "title": "é" * 200}
+    )
+    assert allowed.status_code == 200
+
+
+def test_db_api_refuses_oversized_bodies(db_api: DbApiServer) -> None:
+    response = httpx.post(
+        f"{db_api.url}/users",
+        content=b"{" + b" " * (1024 * 1024 + 1) + b"}",
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert "larger than" in response.json()["detail"]

@@ -1,0 +1,154 @@
+"""chat-ui's route table, route by route: Bob with Alice's ids, and CSRF on every change.
+
+Routes come from the app itself, so a new route that is in neither table below makes
+`test_every_route_is_classified` fail until someone decides how it is protected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from chat_ui.main import app
+from tests.support.chat_ui import ChatUiServer
+from tests.support.db_api import DbApiServer
+from tests.support.factories import add_message, auth_headers, create_turn, user_headers
+from tests.support.forms import Browser, user_id_of
+from tests.support.routes import route_table
+
+SECRET = "alice-private-words"
+
+# Routes that name a chat: Bob gets Alice's ids. `{message_id}` is Alice's reply.
+CHAT_ROUTES: dict[tuple[str, str], dict[str, str] | None] = {
+    ("GET", "/chats/{chat_id}"): None,
+    ("POST", "/chats/{chat_id}/messages"): {"content": "mine now"},
+    ("GET", "/chats/{chat_id}/messages/{message_id}/stream"): None,
+    ("POST", "/chats/{chat_id}/stop"): {},
+    ("POST", "/chats/{chat_id}/retry"): {},
+    ("POST", "/chats/{chat_id}/regenerate"): {},
+    ("POST", "/chats/{chat_id}/edit"): {"content": "mine now"},
+    ("POST", "/chats/{chat_id}/rename"): {"title": "mine now"},
+    ("GET", "/chats/{chat_id}/delete"): None,
+    ("POST", "/chats/{chat_id}/delete"): {},
+    ("GET", "/chats/{chat_id}/export.md"): None,
+    ("GET", "/chats/{chat_id}/export.json"): None,
+}
+# Routes that name no chat: what Bob sees is his own, or nobody's.
+OWN_OR_PUBLIC = {
+    ("GET", "/"): "redirects only",
+    ("GET", "/chats"): "Bob's own list (checked below)",
+    ("POST", "/chats"): "creates Bob's own chat",
+    ("GET", "/search"): "searches Bob's own chats (checked below)",
+    ("GET", "/login"): "public form",
+    ("POST", "/login"): "public form",
+    ("GET", "/signup"): "public form",
+    ("POST", "/signup"): "public form",
+    ("POST", "/logout"): "ends the caller's own session",
+    ("GET", "/health"): "no data",
+    ("GET", "/health/ready"): "no data",
+}
+STATE_CHANGING = {route for route in route_table(app) if route[0] not in ("GET", "HEAD")}
+
+
+@pytest.fixture
+def alice_and_bob(chat_ui: ChatUiServer, db_api: DbApiServer) -> Iterator[dict[str, Any]]:
+    alice, bob = Browser(chat_ui.url), Browser(chat_ui.url)
+    try:
+        alice.sign_up()
+        bob.sign_up()
+        alice_id = user_id_of(db_api, alice)
+        chat_id = alice.new_chat()
+        with httpx.Client(base_url=db_api.url, headers=auth_headers(db_api.service_token)) as db:
+            add_message(db, user_id=alice_id, chat_id=chat_id, content=SECRET)
+            reply = create_turn(db, user_id=alice_id, chat_id=chat_id, content=SECRET)["reply"]
+            yield {
+                "alice": alice,
+                "bob": bob,
+                "alice_id": alice_id,
+                "chat_id": chat_id,
+                "reply_id": reply["id"],
+                "db": db,
+            }
+    finally:
+        alice.close()
+        bob.close()
+
+
+def alice_chat(world: dict[str, Any]) -> Any:
+    response = world["db"].get(
+        f"/chats/{world['chat_id']}", headers=user_headers(world["alice_id"])
+    )
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_every_route_is_classified() -> None:
+    table = route_table(app)
+    assert table == CHAT_ROUTES.keys() | OWN_OR_PUBLIC.keys()
+    print(
+        f"chat-ui route table: {len(table)} routes; {len(CHAT_ROUTES)} name a chat; "
+        f"{len(STATE_CHANGING)} change state"
+    )
+
+
+@pytest.mark.parametrize("route", sorted(CHAT_ROUTES), ids=" ".join)
+def test_bob_gets_not_found_for_alices_chat(
+    alice_and_bob: dict[str, Any], route: tuple[str, str]
+) -> None:
+    world, (method, template) = alice_and_bob, route
+    bob: Browser = world["bob"]
+    before = alice_chat(world)
+    path = template.format(chat_id=world["chat_id"], message_id=world["reply_id"])
+    form = CHAT_ROUTES[route]
+    if form is None:
+        response = bob.http.request(method, path)
+    else:
+        response = bob.http.post(path, data={"csrf_token": bob.csrf_token(), **form})
+    assert response.status_code == 404, (route, response.status_code)
+    assert SECRET not in response.text
+    assert alice_chat(world) == before
+
+
+def test_bobs_own_pages_show_nothing_of_alices(alice_and_bob: dict[str, Any]) -> None:
+    bob: Browser = alice_and_bob["bob"]
+    for path in ("/chats", f"/search?q={SECRET}", "/"):
+        response = bob.get(path)
+        assert response.status_code == 200
+        assert alice_and_bob["chat_id"] not in response.text
+        assert 'class="search-result"' not in response.text
+
+
+@pytest.mark.parametrize("route", sorted(STATE_CHANGING), ids=" ".join)
+@pytest.mark.parametrize("token", ["missing", "wrong", "another session's"])
+def test_every_state_change_needs_this_sessions_csrf_token(
+    alice_and_bob: dict[str, Any], route: tuple[str, str], token: str
+) -> None:
+    alice: Browser = alice_and_bob["alice"]
+    method, template = route
+    path = template.format(chat_id=alice_and_bob["chat_id"])
+    form = dict(CHAT_ROUTES.get(route) or {})
+    form |= {
+        "username": alice.username,
+        "password": alice.password,
+        "password_confirm": alice.password,
+        "content": "hi",
+        "title": "changed",
+    }
+    if token == "wrong":
+        form["csrf_token"] = "x" * 43
+    elif token == "another session's":
+        form["csrf_token"] = alice_and_bob["bob"].csrf_token()
+    before = alice_chat(alice_and_bob)
+    response = alice.http.request(method, path, data=form)
+    # Refused outright (403), or, for the chat's own buttons without JavaScript, sent
+    # back to the chat with the same explanation; either way nothing happened.
+    redirected_to_chat = [r.status_code for r in response.history] == [303] and (
+        response.url.path == f"/chats/{alice_and_bob['chat_id']}"
+    )
+    assert response.status_code == 403 or redirected_to_chat, (route, token, response.status_code)
+    assert "Your session expired or the form is stale" in response.text
+    assert alice_chat(alice_and_bob) == before
+    assert alice.get("/chats").url.path == "/chats"  # still signed in

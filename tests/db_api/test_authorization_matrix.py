@@ -1,0 +1,181 @@
+"""Every db-api route, taken from the app's route table, acted on by Bob with Alice's ids.
+
+Each route either has a case below that proves Bob gets 404 (or only his own data) and
+nothing of Alice's changes, or an entry in SERVICE_LEVEL saying why it names no user.
+A route added to db-api without either fails `test_every_route_is_in_the_matrix`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from db_api.main import app
+from tests.support.db_api import DbApiServer
+from tests.support.factories import add_message, create_chat, create_turn, create_user, user_headers
+from tests.support.routes import route_table
+
+SECRET = "alice-secret-words"
+
+
+@dataclass(frozen=True)
+class World:
+    client: httpx.Client
+    alice: dict[str, Any]
+    bob: dict[str, Any]
+    chat: dict[str, Any]
+    reply: dict[str, Any]
+    alice_token: str
+
+    def as_bob(
+        self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        headers = {**user_headers(self.bob["id"]), **(headers or {})}
+        return self.client.request(method, path, headers=headers, **kwargs)
+
+    def alice_view(self) -> Any:
+        chat = self.client.get(f"/chats/{self.chat['id']}", headers=user_headers(self.alice["id"]))
+        chats = self.client.get("/chats", headers=user_headers(self.alice["id"]))
+        return chat.json(), chats.json()
+
+
+@pytest.fixture
+def world(db_api_client: httpx.Client) -> World:
+    alice, bob = create_user(db_api_client), create_user(db_api_client)
+    chat = create_chat(db_api_client, user_id=alice["id"], title=f"Alice {SECRET}")
+    add_message(db_api_client, user_id=alice["id"], chat_id=chat["id"], content=SECRET)
+    turn = create_turn(db_api_client, user_id=alice["id"], chat_id=chat["id"], content=SECRET)
+    session = db_api_client.post(
+        "/sessions", json={"user_id": alice["id"], "max_age_seconds": 3600}
+    ).json()
+    return World(db_api_client, alice, bob, chat, turn["reply"], session["token"])
+
+
+def chat_route(
+    method: str, suffix: str, body: dict[str, Any] | None = None
+) -> Callable[[World], None]:
+    """Bob names Alice's chat (and her reply): 404 exactly like a missing chat."""
+
+    def case(world: World) -> None:
+        path = f"/chats/{{chat}}{suffix}".replace("{message}", str(world.reply["id"]))
+        as_bob = world.as_bob(method, path.format(chat=world.chat["id"]), json=body)
+        missing = world.as_bob(method, path.format(chat=uuid.uuid4()), json=body)
+        assert as_bob.status_code == missing.status_code == 404, as_bob.text
+        assert as_bob.json() == missing.json()
+        assert SECRET not in as_bob.text
+
+    return case
+
+
+def list_chats(world: World) -> None:
+    response = world.as_bob("GET", "/chats")
+    assert response.status_code == 200
+    assert response.json()["total"] == 0 and SECRET not in response.text
+
+
+def search_chats(world: World) -> None:
+    response = world.as_bob("GET", "/chats/search", params={"q": SECRET})
+    assert response.status_code == 200
+    assert response.json()["items"] == []
+
+
+def create_chat_as_bob(world: World) -> None:
+    response = world.as_bob("POST", "/chats", json={"title": "Bob's"})
+    assert response.status_code == 201
+    assert SECRET not in response.text
+
+
+def me(world: World) -> None:
+    response = world.as_bob("GET", "/users/me")
+    assert response.status_code == 200
+    assert response.json()["id"] == world.bob["id"]
+
+
+def resolve_session(world: World) -> None:
+    # The token is the credential: Bob's X-User-Id does not turn a guess into Alice's.
+    guessed = world.client.get(
+        "/sessions/current",
+        headers={**user_headers(world.bob["id"]), "X-Session-Token": world.alice_token[:-1] + "A"},
+    )
+    assert guessed.status_code == 404 and world.alice["username"] not in guessed.text
+
+
+def end_session(world: World) -> None:
+    guessed = world.as_bob("DELETE", "/sessions/current", headers={"X-Session-Token": "guess"})
+    assert guessed.status_code in (204, 422)
+    alive = world.client.get("/sessions/current", headers={"X-Session-Token": world.alice_token})
+    assert alive.status_code == 200
+
+
+def end_all_sessions(world: World) -> None:
+    assert world.as_bob("DELETE", "/sessions").status_code == 204
+    alive = world.client.get("/sessions/current", headers={"X-Session-Token": world.alice_token})
+    assert alive.status_code == 200
+
+
+MATRIX: dict[tuple[str, str], Callable[[World], None]] = {
+    ("GET", "/users/me"): me,
+    ("GET", "/sessions/current"): resolve_session,
+    ("DELETE", "/sessions/current"): end_session,
+    ("DELETE", "/sessions"): end_all_sessions,
+    ("GET", "/chats"): list_chats,
+    ("POST", "/chats"): create_chat_as_bob,
+    ("GET", "/chats/search"): search_chats,
+    ("GET", "/chats/{chat_id}"): chat_route("GET", ""),
+    ("PATCH", "/chats/{chat_id}"): chat_route("PATCH", "", {"title": "Mine now"}),
+    ("DELETE", "/chats/{chat_id}"): chat_route("DELETE", ""),
+    ("POST", "/chats/{chat_id}/messages"): chat_route(
+        "POST", "/messages", {"role": "user", "content": "hi"}
+    ),
+    ("DELETE", "/chats/{chat_id}/messages"): chat_route("DELETE", "/messages?after_id=0"),
+    ("POST", "/chats/{chat_id}/turns"): chat_route("POST", "/turns", {"content": "hi"}),
+    ("GET", "/chats/{chat_id}/messages/{message_id}"): chat_route("GET", "/messages/{message}"),
+    ("PATCH", "/chats/{chat_id}/messages/{message_id}"): chat_route(
+        "PATCH", "/messages/{message}", {"status": "stopped", "if_status": "generating"}
+    ),
+}
+
+# Routes that name no user's data, and why.
+SERVICE_LEVEL = {
+    ("POST", "/users"): "creates a new account; names nobody else",
+    ("POST", "/users/verify"): "a password check; answers only the account whose password matches",
+    ("POST", "/sessions"): "called by chat-ui only after a password check; needs the service token",
+    ("GET", "/health/live"): "no data",
+    ("GET", "/health/ready"): "no data",
+    ("GET", "/openapi.json"): "the API description",
+    ("GET", "/docs"): "the API description",
+    ("GET", "/docs/oauth2-redirect"): "the API description",
+    ("GET", "/redoc"): "the API description",
+}
+
+
+def test_every_route_is_in_the_matrix() -> None:
+    table = route_table(app)
+    assert not table - MATRIX.keys() - SERVICE_LEVEL.keys(), "add these routes to the matrix"
+    assert not MATRIX.keys() - table, "the matrix names routes that no longer exist"
+    # The figure for the reliability record.
+    print(
+        f"db-api authorization matrix: {len(MATRIX)} routes with cases, "
+        f"{len(SERVICE_LEVEL)} service-level, {len(table)} in all"
+    )
+
+
+@pytest.mark.parametrize("route", sorted(MATRIX), ids=" ".join)
+def test_bob_cannot_reach_alices_data(world: World, route: tuple[str, str]) -> None:
+    before = world.alice_view()
+    MATRIX[route](world)
+    assert world.alice_view() == before, "Alice's chats changed"
+
+
+def test_every_non_health_route_needs_the_service_token(db_api: DbApiServer) -> None:
+    with httpx.Client(base_url=db_api.url) as anonymous:
+        for method, path in sorted(
+            MATRIX.keys() | {("POST", "/users"), ("POST", "/users/verify"), ("POST", "/sessions")}
+        ):
+            concrete = path.replace("{chat_id}", str(uuid.uuid4())).replace("{message_id}", "1")
+            assert anonymous.request(method, concrete).status_code == 401, (method, path)
