@@ -10,9 +10,7 @@ import httpx
 import pytest
 
 from tests.compose.conftest import ComposeStack
-from tests.support.factories import unique_username
-from tests.support.forms import csrf_from
-from tests.support.pages import PASSWORD
+from tests.support.forms import post_sign_up
 from tests.support.tls import make_self_signed_certificate
 
 
@@ -48,15 +46,7 @@ def test_http_redirects_and_https_serves_with_hsts_and_secure_cookies(
         assert form.headers["strict-transport-security"].startswith("max-age=")
         assert "unsafe-inline" not in form.headers["content-security-policy"]
         assert "; secure" in form.headers["set-cookie"].lower()
-        signed_up = client.post(
-            "/signup",
-            data={
-                "username": unique_username("tls"),
-                "password": PASSWORD,
-                "password_confirm": PASSWORD,
-                "csrf_token": csrf_from(form.text),
-            },
-        )
+        signed_up = post_sign_up(client, form.text)
         assert signed_up.status_code == 303
         assert "; secure" in signed_up.headers["set-cookie"].lower()
         chats = client.get(signed_up.headers["location"])

@@ -18,9 +18,9 @@ from tests.e2e.test_browser_journey import start_chat_and_get_reply
 from tests.support.browser import OpenTab, save_screenshot
 from tests.support.chat_ui import ChatUiServer
 from tests.support.factories import unique_username
-from tests.support.forms import csrf_from
+from tests.support.forms import post_sign_up
 from tests.support.nginx import start_nginx
-from tests.support.pages import PASSWORD, sign_up
+from tests.support.pages import sign_up
 from tests.support.processes import free_port
 from tests.support.tls import make_self_signed_certificate
 
@@ -112,15 +112,7 @@ def test_session_cookie_is_secure_over_https(https_site: HttpsSite) -> None:
     with httpx.Client(base_url=https_site.https_url, verify=trusting(https_site)) as client:
         form = client.get("/signup")
         assert "; secure" in form.headers["set-cookie"].lower()
-        response = client.post(
-            "/signup",
-            data={
-                "username": unique_username("tls"),
-                "password": PASSWORD,
-                "password_confirm": PASSWORD,
-                "csrf_token": csrf_from(form.text),
-            },
-        )
+        response = post_sign_up(client, form.text)
         assert response.status_code == 303
         assert "; secure" in response.headers["set-cookie"].lower()
 

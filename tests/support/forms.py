@@ -103,3 +103,16 @@ def stored_chat(db_api: DbApiServer, browser: Browser, chat_id: str) -> dict[str
     assert response.status_code == 200, response.text
     chat: dict[str, Any] = response.json()
     return chat
+
+
+def post_sign_up(client: httpx.Client, signup_page: str) -> httpx.Response:
+    """Submit the sign-up form of `signup_page` for a new user, without following the redirect."""
+    return client.post(
+        "/signup",
+        data={
+            "username": unique_username("form"),
+            "password": DEFAULT_PASSWORD,
+            "password_confirm": DEFAULT_PASSWORD,
+            "csrf_token": csrf_from(signup_page),
+        },
+    )
