@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=4000, ge=1, le=32000)
     max_reply_tokens: int = Field(default=512, ge=1)
     session_max_age_seconds: int = Field(default=1209600, ge=60)
+    page_cache_mb: int = Field(
+        default=32,
+        ge=0,
+        description="Rendered chat pages kept in memory (0: render every view).",
+    )
     cookie_secure: bool = False
     max_request_bytes: int | None = Field(
         default=None,

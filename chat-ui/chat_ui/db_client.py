@@ -32,6 +32,7 @@ from chat_ui.schemas import (
     ChatPublic,
     MessagePublic,
     MessageStatus,
+    PageView,
     Role,
     SearchHit,
     SearchResults,
@@ -138,6 +139,32 @@ class DbClient:
             errors={404: SignInRequired, 422: SignInRequired},
         )
         return self._parse(SessionPublic, response).user
+
+    async def page_view(
+        self, token: str, *, chat_id: uuid.UUID | None, etag: str | None = None, limit: int = 50
+    ) -> tuple[PageView | None, str]:
+        """A chat page's data and its ETag, checking the session on the way.
+
+        With the `etag` of a page already rendered, answers (None, etag) while nothing
+        changed. Raises SignInRequired like `resolve_session`.
+        """
+        headers = {"X-Session-Token": token}
+        if etag is not None:
+            headers["If-None-Match"] = etag
+        params: dict[str, int | str] = {"limit": limit}
+        if chat_id is not None:
+            params["chat_id"] = str(chat_id)
+        response = await self._request(
+            "GET",
+            "/sessions/current/page",
+            headers=headers,
+            params=params,
+            errors={404: SignInRequired, 422: SignInRequired},
+        )
+        current = response.headers.get("ETag", "")
+        if response.status_code == httpx.codes.NOT_MODIFIED:
+            return None, current
+        return self._parse(PageView, response), current
 
     async def end_session(self, token: str) -> None:
         await self._request("DELETE", "/sessions/current", headers={"X-Session-Token": token})
@@ -327,7 +354,7 @@ class DbClient:
         except httpx.TransportError as error:
             logger.warning("db-api unreachable: %s %s: %r", method, path, error)
             raise DatabaseUnavailable() from error
-        if response.is_success:
+        if response.is_success or response.status_code == httpx.codes.NOT_MODIFIED:
             return response
         status = response.status_code
         mapped = (errors or {}).get(status)

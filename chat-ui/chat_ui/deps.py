@@ -53,6 +53,29 @@ LmDep = Annotated[LmClient, Depends(get_lm)]
 RegistryDep = Annotated[GenerationRegistry, Depends(get_registry)]
 
 
+def _next_path(request: Request) -> str | None:
+    return request.url.path if request.method == "GET" else None
+
+
+def claimed_session(request: Request) -> tuple[str, SessionUser]:
+    """The cookie's session token and the user it names, not yet checked with db-api.
+
+    Raises SignInRequired when the cookie carries no session.
+    """
+    token = session_token(request)
+    claimed = session_user(request)
+    if token is None or claimed is None:
+        raise SignInRequired(expired=session_expired(request), next_path=_next_path(request))
+    return token, claimed
+
+
+def session_ended(request: Request) -> SignInRequired:
+    """Forget a cookie whose session db-api no longer knows; answers the error to raise."""
+    # Signed out elsewhere, expired, or the account is gone.
+    sign_out(request)
+    return SignInRequired(expired=True, next_path=_next_path(request))
+
+
 async def get_current_user(request: Request, db: DbDep) -> SessionUser:
     """The signed-in user, resolved from the cookie's session token in db-api.
 
@@ -61,17 +84,11 @@ async def get_current_user(request: Request, db: DbDep) -> SessionUser:
     sign-in page, saying the session expired). FastAPI caches this per request, so a
     route that needs the user in several dependencies still asks once.
     """
-    next_path = request.url.path if request.method == "GET" else None
-    token = session_token(request)
-    claimed = session_user(request)
-    if token is None or claimed is None:
-        raise SignInRequired(expired=session_expired(request), next_path=next_path)
+    token, claimed = claimed_session(request)
     try:
         user = await db.resolve_session(token)
     except SignInRequired:
-        # Signed out elsewhere, expired, or the account is gone: forget the cookie.
-        sign_out(request)
-        raise SignInRequired(expired=True, next_path=next_path) from None
+        raise session_ended(request) from None
     except DatabaseUnavailable:
         # While db-api is down nothing can be read or changed anyway; going on with the
         # cookie's claim lets the page report the outage (and keep the typed text).

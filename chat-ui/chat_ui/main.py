@@ -19,6 +19,7 @@ from chat_ui.db_client import DbClient
 from chat_ui.errors import ChatUiError, PageNotFound, SignInRequired
 from chat_ui.generation import GenerationRegistry
 from chat_ui.lm_client import LmClient
+from chat_ui.page_cache import PageCache
 from chat_ui.pages import STATIC_DIR, render, see_other
 from chat_ui.routes import auth, chats, health, manage, messages
 from chat_ui.security import SecurityHeadersMiddleware
@@ -35,6 +36,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.db_client = DbClient(settings.db_api_url, service_token=settings.service_token)
     app.state.lm_client = LmClient(settings.lm_api_url, timeout_seconds=settings.lm_timeout_seconds)
     app.state.generations = GenerationRegistry()
+    app.state.page_cache = PageCache(max_chars=settings.page_cache_mb * 1024 * 1024)
     # Measured now so the first message need not wait for it; kept referenced until done.
     warm_up = asyncio.create_task(app.state.lm_client.warm_up(), name="lm-warm-up")
     try:

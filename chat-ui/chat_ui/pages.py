@@ -67,6 +67,12 @@ def render(
     return templates.TemplateResponse(request, template, context or {}, status_code=status_code)
 
 
+def render_html(request: Request, template: str, context: dict[str, Any]) -> str:
+    """The page as text, for keeping; unlike `render`, `context` overrides the shared values."""
+    full = {"request": request, **_shared_context(request), **context}
+    return _environment.get_template(template).render(full)
+
+
 def see_other(path: str) -> RedirectResponse:
     """Redirect after a POST (or to sign in); always a relative URL, so proxies need no care."""
     return RedirectResponse(path, status_code=303)

@@ -81,5 +81,14 @@ class SessionPublic(_Upstream):
     expires_at: datetime
 
 
+class PageView(_Upstream):
+    """Everything a chat page shows, from db-api's `GET /sessions/current/page`."""
+
+    user: UserPublic
+    revision: int
+    chats: list[ChatPublic]
+    chat: ChatDetail | None
+
+
 class SessionCreated(SessionPublic):
     token: str

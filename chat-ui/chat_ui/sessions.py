@@ -117,3 +117,8 @@ def pop_flash(request: Request, key: str) -> dict[str, str]:
     if not isinstance(values, dict):
         return {}
     return {name: value for name, value in values.items() if isinstance(value, str)}
+
+
+def has_one_shot_values(request: Request) -> bool:
+    """Whether a notice or flash waits for the next page (which must then be rendered)."""
+    return _NOTICE in request.session or _FLASH in request.session

@@ -166,7 +166,7 @@ def resolve_session(
     ).one_or_none()
     if found is None:
         raise SessionNotFoundError()
-    row, user = found.tuple()
+    row, user = found
     if now - row.last_seen_at >= LAST_SEEN_PRECISION:
         row.last_seen_at = now
         session.commit()
@@ -188,19 +188,10 @@ def revoke_user_sessions(session: Session, *, user_id: uuid.UUID) -> int:
 # ---- chats ----------------------------------------------------------------
 
 
-def list_chats(
-    session: Session, *, owner_id: uuid.UUID, limit: int, offset: int
-) -> tuple[Sequence[Chat], int]:
-    """One page of the owner's chats, most recently active first, and the total count."""
+def count_chats(session: Session, *, owner_id: uuid.UUID) -> int:
+    """How many chats the owner has (the list itself is `reads.chat_list`)."""
     total = session.scalar(select(func.count()).select_from(Chat).where(Chat.owner_id == owner_id))
-    chats = session.scalars(
-        select(Chat)
-        .where(Chat.owner_id == owner_id)
-        .order_by(Chat.updated_at.desc(), Chat.created_at.desc(), Chat.id)
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return chats, total or 0
+    return total or 0
 
 
 def create_chat(
@@ -304,12 +295,6 @@ class Keep(enum.Enum):
 
 
 KEEP = Keep.KEEP
-
-
-def list_messages(session: Session, *, chat_id: uuid.UUID) -> Sequence[Message]:
-    return session.scalars(
-        select(Message).where(Message.chat_id == chat_id).order_by(Message.id)
-    ).all()
 
 
 def _insert_messages(session: Session, rows: list[dict[str, object]]) -> Sequence[Message]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
+from typing import TypeVar
 
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from db_api.config import get_settings
+
+T = TypeVar("T")
 
 # Fail fast when PostgreSQL is unreachable so callers get a 503 instead of a hang.
 CONNECT_TIMEOUT_SECONDS = 5
@@ -35,3 +39,17 @@ def get_session() -> Iterator[Session]:
     """One session per request, closed (and rolled back if unfinished) afterwards."""
     with get_session_factory()() as session:
         yield session
+
+
+async def in_session(work: Callable[[Session], T]) -> T:
+    """Run `work` with a session of its own in one worker thread: open, query, close.
+
+    A plain `def` route with `SessionDep` crosses into the thread pool three times (to
+    open the session, for the route, to close it); the hot read routes use this instead.
+    """
+
+    def run() -> T:
+        with get_session_factory()() as session:
+            return work(session)
+
+    return await run_in_threadpool(run)

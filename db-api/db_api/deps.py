@@ -14,8 +14,14 @@ from db_api.config import Settings, get_settings
 from db_api.db import get_session
 from db_api.errors import InvalidServiceTokenError
 
+
+async def current_settings() -> Settings:
+    # async: FastAPI runs a plain `def` dependency in the thread pool, a hop per request.
+    return get_settings()
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(current_settings)]
 
 # auto_error=False: a missing header must answer 401 like a wrong one, not FastAPI's 403.
 _bearer = HTTPBearer(
@@ -25,7 +31,7 @@ _bearer = HTTPBearer(
 )
 
 
-def require_service_token(
+async def require_service_token(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:

@@ -72,6 +72,9 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(32), nullable=False)
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     created_at: Mapped[datetime] = _timestamp()
+    # Counts every change to the user's chats and messages; PostgreSQL triggers bump it
+    # (migration 0005), so a page can tell in one indexed read whether anything changed.
+    revision: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
 
 
 # Usernames are unique regardless of case, so "Alice" cannot shadow "alice".

@@ -476,6 +476,17 @@ class SessionPublic(BaseModel):
     expires_at: datetime
 
 
+class PageView(BaseModel):
+    """What a chat page shows, read in one request: whose session it is, their chats, one chat."""
+
+    user: UserPublic
+    revision: int = Field(
+        description="Grows with every change to the user's chats and messages.", examples=[12]
+    )
+    chats: list[ChatPublic] = Field(description="The user's chats, most recently active first.")
+    chat: ChatDetail | None = Field(description="The chat asked for; null when there is none.")
+
+
 class SessionCreated(SessionPublic):
     """A new sign-in. `token` is shown only once; db-api keeps only its hash."""
 

@@ -105,6 +105,28 @@ def resolve_session(world: World) -> None:
     assert guessed.status_code == 404 and world.alice["username"] not in guessed.text
 
 
+def page_view(world: World) -> None:
+    # Bob's own session naming Alice's chat: her chat is as missing as no chat.
+    bob_token = world.client.post(
+        "/sessions", json={"user_id": world.bob["id"], "max_age_seconds": 3600}
+    ).json()["token"]
+    headers = {"X-Session-Token": bob_token}
+    path = "/sessions/current/page"
+    as_bob = world.client.get(path, params={"chat_id": world.chat["id"]}, headers=headers)
+    missing = world.client.get(path, params={"chat_id": str(uuid.uuid4())}, headers=headers)
+    assert as_bob.status_code == missing.status_code == 200
+    assert as_bob.json()["chat"] is None and as_bob.json()["chats"] == []
+    assert SECRET not in as_bob.text
+    # Alice's ETag (as If-None-Match) does not turn Bob's request into a 304 of her page.
+    alice_page = world.client.get(path, headers={"X-Session-Token": world.alice_token})
+    replayed = world.client.get(
+        path, headers={**headers, "If-None-Match": alice_page.headers["ETag"]}
+    )
+    assert replayed.status_code == 200 and SECRET not in replayed.text
+    guessed = world.client.get(path, headers={"X-Session-Token": world.alice_token[:-1] + "A"})
+    assert guessed.status_code == 404 and world.alice["username"] not in guessed.text
+
+
 def end_session(world: World) -> None:
     guessed = world.as_bob("DELETE", "/sessions/current", headers={"X-Session-Token": "guess"})
     assert guessed.status_code in (204, 422)
@@ -121,6 +143,7 @@ def end_all_sessions(world: World) -> None:
 MATRIX: dict[tuple[str, str], Callable[[World], None]] = {
     ("GET", "/users/me"): me,
     ("GET", "/sessions/current"): resolve_session,
+    ("GET", "/sessions/current/page"): page_view,
     ("DELETE", "/sessions/current"): end_session,
     ("DELETE", "/sessions"): end_all_sessions,
     ("GET", "/chats"): list_chats,

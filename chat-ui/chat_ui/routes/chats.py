@@ -9,6 +9,7 @@ regenerate, edit) are in `routes.messages`.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Annotated, Any
 
@@ -25,6 +26,7 @@ from chat_ui.conversation import (
     is_interrupted,
     validate_message,
 )
+from chat_ui.db_client import DbClient
 from chat_ui.deps import (
     ConversationDep,
     CurrentUser,
@@ -32,12 +34,23 @@ from chat_ui.deps import (
     SettingsDep,
     SignedInUser,
     check_csrf,
+    claimed_session,
+    session_ended,
 )
 from chat_ui.errors import ChatNotFound, ChatUiError, DatabaseUnavailable, SignInRequired
 from chat_ui.generation import GenerationRegistry
-from chat_ui.pages import render, see_other
-from chat_ui.schemas import ChatDetail, MessagePublic
-from chat_ui.sessions import SessionUser, pop_notice, session_user
+from chat_ui.page_cache import CSRF_MARKER, REQUEST_ID_MARKER, PageCache, fill
+from chat_ui.pages import render, render_html, see_other
+from chat_ui.schemas import ChatDetail, ChatPublic, MessagePublic
+from chat_ui.sessions import (
+    SessionUser,
+    csrf_token,
+    has_one_shot_values,
+    pop_notice,
+    session_user,
+)
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["chats"])
 
@@ -134,6 +147,52 @@ def conversation_context(chat: ChatDetail, registry: GenerationRegistry) -> dict
     }
 
 
+def chat_page_context(
+    request: Request,
+    chats: list[ChatPublic],
+    chat: ChatDetail | None,
+    *,
+    draft: str = "",
+    request_id: uuid.UUID | str | None = None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """What chat.html needs: the sidebar, the conversation (if any) and the message box."""
+    context: dict[str, Any] = {
+        "chats": chats,
+        "chat": chat,
+        "messages": [],
+        "form_action": f"/chats/{chat.id}/messages" if chat else "/chats",
+        "draft": draft,
+        "request_id": request_id or uuid.uuid4(),
+        "error": error,
+        "notice": pop_notice(request, chat_id=chat.id) if chat else None,
+        "show_retry": False,
+    }
+    if chat is not None:
+        context.update(conversation_context(chat, request.app.state.generations))
+    return context
+
+
+def offline_chat_page(
+    request: Request,
+    outage: DatabaseUnavailable,
+    *,
+    chat_id: uuid.UUID | None,
+    draft: str = "",
+    request_id: uuid.UUID | None = None,
+) -> Response:
+    """No chats to show while db-api is down, but the form and the user's text still are."""
+    offline: dict[str, Any] = {
+        "chats": [],
+        "chat": None,
+        "form_action": f"/chats/{chat_id}/messages" if chat_id else "/chats",
+        "draft": draft,
+        "request_id": request_id or uuid.uuid4(),
+        "error": outage.message,
+    }
+    return render(request, "chat.html", offline, status_code=outage.status_code)
+
+
 async def render_chat_page(
     request: Request,
     db: DbDep,
@@ -152,36 +211,60 @@ async def render_chat_page(
     form's `request_id`: sending it again after a failure that did store it changes
     nothing. A fresh page gets a fresh id.
     """
-    request_id = request_id or uuid.uuid4()
     try:
         chats = await db.list_chats(user.id)
         if chat is None and chat_id is not None:
             chat = await db.get_chat(user.id, chat_id)
     except DatabaseUnavailable as outage:
-        # No chats to show, but the form and the user's text still are.
-        offline: dict[str, Any] = {
-            "chats": [],
-            "chat": None,
-            "form_action": f"/chats/{chat_id}/messages" if chat_id else "/chats",
-            "draft": draft,
-            "request_id": request_id,
-            "error": outage.message,
-        }
-        return render(request, "chat.html", offline, status_code=outage.status_code)
-    context: dict[str, Any] = {
-        "chats": chats,
-        "chat": chat,
-        "messages": [],
-        "form_action": f"/chats/{chat.id}/messages" if chat else "/chats",
-        "draft": draft,
-        "request_id": request_id,
-        "error": error,
-        "notice": pop_notice(request, chat_id=chat.id) if chat else None,
-        "show_retry": False,
-    }
-    if chat is not None:
-        context.update(conversation_context(chat, request.app.state.generations))
+        return offline_chat_page(
+            request, outage, chat_id=chat_id, draft=draft, request_id=request_id
+        )
+    context = chat_page_context(
+        request, chats, chat, draft=draft, request_id=request_id, error=error
+    )
     return render(request, "chat.html", context, status_code=status_code)
+
+
+def looks_the_same_later(chat: ChatDetail | None) -> bool:
+    """Whether the page depends on the data alone, not on this process's live replies."""
+    return chat is None or all(m.status in ("complete", "stopped") for m in chat.messages)
+
+
+async def serve_chat_page(request: Request, db: DbClient, chat_id: uuid.UUID | None) -> Response:
+    """A chat page (the chat list alone without `chat_id`): one db-api request per view.
+
+    That request also checks the session. When the page rendered last time for this
+    user and chat is still current, db-api answers 304 and that page is sent again,
+    with this response's CSRF token and request id filled in (see page_cache).
+    """
+    token, claimed = claimed_session(request)
+    pages: PageCache = request.app.state.page_cache
+    key = (claimed.id, chat_id)
+    one_shot = has_one_shot_values(request)
+    cached = None if one_shot else pages.get(key)
+    try:
+        view, etag = await db.page_view(
+            token, chat_id=chat_id, etag=cached.etag if cached else None
+        )
+    except SignInRequired:
+        raise session_ended(request) from None
+    except DatabaseUnavailable as outage:
+        logger.info("db-api down while showing a chat page; the page reports it")
+        return offline_chat_page(request, outage, chat_id=chat_id)
+    if view is not None:
+        if chat_id is not None and view.chat is None:
+            raise ChatNotFound()
+        context = chat_page_context(request, view.chats, view.chat)
+        if one_shot or not looks_the_same_later(view.chat):
+            return render(request, "chat.html", context)
+        markers = {"csrf_token": CSRF_MARKER, "request_id": REQUEST_ID_MARKER}
+        html = render_html(request, "chat.html", {**context, **markers})
+        pages.put(key, etag=etag, html=html)
+    elif cached is not None:
+        html = cached.html
+    else:  # a 304 for a page never asked about: db-api would be broken
+        raise ChatUiError()
+    return HTMLResponse(fill(html, csrf_token=csrf_token(request), request_id=uuid.uuid4()))
 
 
 async def send_failed(
@@ -217,8 +300,8 @@ async def home(request: Request) -> Response:
 
 
 @router.get("/chats", response_class=HTMLResponse, summary="Chat list and a new message box")
-async def chats_page(request: Request, user: CurrentUser, db: DbDep) -> Response:
-    return await render_chat_page(request, db, user)
+async def chats_page(request: Request, db: DbDep) -> Response:
+    return await serve_chat_page(request, db, None)
 
 
 @router.post("/chats", summary="Start a chat, optionally with its first message")
@@ -268,9 +351,8 @@ async def create_chat(
 
 
 @router.get("/chats/{chat_id}", response_class=HTMLResponse, summary="One conversation")
-async def chat_page(request: Request, chat_id: uuid.UUID, user: CurrentUser, db: DbDep) -> Response:
-    chat = await db.get_chat(user.id, chat_id)
-    return await render_chat_page(request, db, user, chat=chat)
+async def chat_page(request: Request, chat_id: uuid.UUID, db: DbDep) -> Response:
+    return await serve_chat_page(request, db, chat_id)
 
 
 @router.post("/chats/{chat_id}/messages", summary="Send a message and start the reply")

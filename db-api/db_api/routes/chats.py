@@ -6,9 +6,12 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
+from sqlalchemy.orm import Session
 
-from db_api import crud, search
+from db_api import crud, reads, search
+from db_api.db import in_session
 from db_api.deps import CurrentUserId, ServiceAuth, SessionDep
+from db_api.errors import ChatNotFoundError
 from db_api.schemas import (
     DEFAULT_CHAT_TITLE,
     ChatCreate,
@@ -17,7 +20,6 @@ from db_api.schemas import (
     ChatPublic,
     ChatUpdate,
     ErrorDetail,
-    MessagePublic,
     SearchHit,
     SearchQuery,
     SearchResults,
@@ -43,20 +45,19 @@ MAX_OFFSET = 1_000_000_000
     "",
     summary="List the acting user's chats",
     description="Most recently active (`updated_at`) first, one page at a time.",
+    response_model=ChatPage,
 )
-def list_chats(
+async def list_chats(
     user_id: CurrentUserId,
-    session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1 to 100.")] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Chats to skip.")] = 0,
-) -> ChatPage:
-    chats, total = crud.list_chats(session, owner_id=user_id, limit=limit, offset=offset)
-    return ChatPage(
-        items=[ChatPublic.model_validate(chat) for chat in chats],
-        total=total,
-        limit=limit,
-        offset=offset,
-    )
+) -> Response:
+    def read(session: Session) -> dict[str, Any]:
+        total = crud.count_chats(session, owner_id=user_id)
+        items = reads.chat_list(session, owner_id=user_id, limit=limit, offset=offset)
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    return reads.json_response(await in_session(read))
 
 
 # Declared before "/{chat_id}", which would otherwise take "search" for a (malformed) id.
@@ -117,15 +118,17 @@ def create_chat(
     "/{chat_id}",
     summary="Get a chat with its messages",
     description="The chat and all of its messages in the order they were added.",
+    response_model=ChatDetail,
     responses=NOT_FOUND,
 )
-def get_chat(chat_id: ChatId, user_id: CurrentUserId, session: SessionDep) -> ChatDetail:
-    chat = crud.get_chat(session, owner_id=user_id, chat_id=chat_id)
-    messages = crud.list_messages(session, chat_id=chat.id)
-    return ChatDetail(
-        **ChatPublic.model_validate(chat).model_dump(),
-        messages=[MessagePublic.model_validate(message) for message in messages],
-    )
+async def get_chat(chat_id: ChatId, user_id: CurrentUserId) -> Response:
+    def read(session: Session) -> dict[str, Any] | None:
+        return reads.chat_detail(session, owner_id=user_id, chat_id=chat_id)
+
+    chat = await in_session(read)
+    if chat is None:
+        raise ChatNotFoundError()
+    return reads.json_response(chat)
 
 
 @router.patch(

@@ -6,14 +6,24 @@ table alone signs nobody in.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
+from sqlalchemy.orm import Session
 
-from db_api import crud, security
+from db_api import crud, reads, security
+from db_api.db import in_session
 from db_api.deps import CurrentUserId, ServiceAuth, SessionDep
-from db_api.schemas import ErrorDetail, SessionCreate, SessionCreated, SessionPublic, UserPublic
+from db_api.schemas import (
+    ErrorDetail,
+    PageView,
+    SessionCreate,
+    SessionCreated,
+    SessionPublic,
+    UserPublic,
+)
 
 router = APIRouter(
     prefix="/sessions",
@@ -69,13 +79,54 @@ def create_session(body: SessionCreate, session: SessionDep) -> SessionCreated:
     "expired nor signed out. One query: callers need no separate user lookup.",
     responses=NOT_FOUND,
 )
-def resolve_session(token: SessionToken, session: SessionDep) -> SessionPublic:
-    row, user = crud.resolve_session(
-        session, token_hash=security.hash_session_token(token), now=datetime.now(UTC)
-    )
-    return SessionPublic(
-        user=UserPublic.model_validate(user), created_at=row.created_at, expires_at=row.expires_at
-    )
+async def resolve_session(token: SessionToken) -> SessionPublic:
+    def read(session: Session) -> SessionPublic:
+        row, user = crud.resolve_session(
+            session, token_hash=security.hash_session_token(token), now=datetime.now(UTC)
+        )
+        return SessionPublic(
+            user=UserPublic.model_validate(user),
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+        )
+
+    return await in_session(read)
+
+
+@router.get(
+    "/current/page",
+    summary="Everything a chat page shows, in one request",
+    description="Resolves the session like `GET /sessions/current`, then answers its user, "
+    "their most recently active chats and, with `chat_id`, that chat with its messages "
+    "(`chat` is null when the user has no such chat). The `ETag` names the state of all "
+    "of the user's chats and messages: send it back as `If-None-Match` and, while nothing "
+    "changed, the answer is 304 with no body (the session is still checked first).",
+    response_model=PageView,
+    responses={
+        304: {"description": "Nothing changed since the `If-None-Match` ETag"},
+        **NOT_FOUND,
+    },
+)
+async def chat_page_view(
+    token: SessionToken,
+    chat_id: Annotated[uuid.UUID | None, Query(description="The chat to include.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="How many chats to list.")] = 50,
+    if_none_match: Annotated[str | None, Header(max_length=1000)] = None,
+) -> Response:
+    def read(session: Session) -> tuple[str, dict[str, Any] | None]:
+        _row, user = crud.resolve_session(
+            session, token_hash=security.hash_session_token(token), now=datetime.now(UTC)
+        )
+        etag = reads.page_etag(user)
+        if reads.etag_matches(if_none_match, etag):
+            return etag, None
+        return etag, reads.page_view(session, user=user, chat_id=chat_id, limit=limit)
+
+    etag, view = await in_session(read)
+    headers = {"ETag": etag}
+    if view is None:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return reads.json_response(view, headers=headers)
 
 
 @router.delete(
