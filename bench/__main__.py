@@ -26,7 +26,7 @@ from bench.results import Figure
 from bench.seed import seed_chat
 from bench.stack import LOG_DIR, Stack, running_stack
 from lm_api.config import ServerSettings
-from native.stack import uvicorn_arguments
+from native.stack import db_api_workers, uvicorn_arguments
 from tests.support.processes import ServiceProcess, free_port, service_env
 
 FIGURES = ("page", "db", "stream", "concurrency", "memory", "startup")
@@ -170,6 +170,7 @@ def main() -> int:
         **machine(),
         "rounds": f"{arguments.rounds} per figure, {arguments.seconds:g} s per load round, "
         f"{arguments.stream_runs} replies per model path",
+        "db-api": f"{db_api_workers(os.environ)} uvicorn worker processes",
         "lm-api": f"{settings.n_parallel} parallel slots, ctx {settings.ctx_size}, "
         f"{settings.threads} threads, batch {settings.batch_size or 'default'}",
     }

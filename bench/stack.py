@@ -10,6 +10,7 @@ repository.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import sys
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lm_api.config import ServerSettings
-from native.stack import nginx_command, uvicorn_arguments, write_nginx_config
+from native.stack import db_api_workers, nginx_command, uvicorn_arguments, write_nginx_config
 from tests.support.db_api import db_api_env, run_migrations
 from tests.support.llama import ensure_model, start_llama_server
 from tests.support.postgres import PostgresCluster, make_cluster_dir
@@ -100,9 +101,9 @@ def running_stack(
         cluster.create_database("bench")
         db_port, lm_port, ui_port, web_port = (free_port() for _ in range(4))
 
-        env = db_api_env(
-            postgres=cluster, database="bench", service_token=token, extra_env=uvicorn_env
-        )
+        # As many db-api workers as native mode starts, unless uvicorn_env says otherwise.
+        db_env = {"WEB_CONCURRENCY": db_api_workers(os.environ), **(uvicorn_env or {})}
+        env = db_api_env(postgres=cluster, database="bench", service_token=token, extra_env=db_env)
         run_migrations(env)
         db_api = _uvicorn("db-api", "db_api.main:app", db_port, env, profile_dir)
         stack.callback(db_api.stop)

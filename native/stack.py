@@ -370,6 +370,16 @@ def command_prepare(env: dict[str, str]) -> None:
     print(f"native data directory: {data_dir(env)}")
 
 
+def db_api_workers(env: Mapping[str, str]) -> str:
+    """db-api's uvicorn worker processes (uvicorn reads WEB_CONCURRENCY).
+
+    Its requests spend much of their time handing the GIL between the event loop and
+    the database thread, so a second process serves them in parallel on a second core
+    (see docs/benchmarks).
+    """
+    return env.get("DB_API_WORKERS") or "2"
+
+
 def command_db_api(env: dict[str, str]) -> None:
     env["POSTGRES_HOST"] = "127.0.0.1"
     wait_for_database(env)
@@ -384,6 +394,7 @@ def command_db_api(env: dict[str, str]) -> None:
         env=env,
         check=True,
     )
+    env["WEB_CONCURRENCY"] = db_api_workers(env)
     exec_python(uvicorn_arguments("db_api.main:app", env["DB_API_PORT"]), env)
 
 

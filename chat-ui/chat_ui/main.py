@@ -36,7 +36,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.db_client = DbClient(settings.db_api_url, service_token=settings.service_token)
     app.state.lm_client = LmClient(settings.lm_api_url, timeout_seconds=settings.lm_timeout_seconds)
     app.state.generations = GenerationRegistry()
-    app.state.page_cache = PageCache(max_chars=settings.page_cache_mb * 1024 * 1024)
+    app.state.page_cache = PageCache(max_bytes=settings.page_cache_mb * 1024 * 1024)
     # Measured now so the first message need not wait for it; kept referenced until done.
     warm_up = asyncio.create_task(app.state.lm_client.warm_up(), name="lm-warm-up")
     try:

@@ -20,6 +20,8 @@ from datetime import UTC, date, datetime
 # Random per process, so no message text can contain them.
 CSRF_MARKER = f"csrf-{secrets.token_hex(16)}"
 REQUEST_ID_MARKER = f"request-{secrets.token_hex(16)}"
+_CSRF = CSRF_MARKER.encode()
+_REQUEST_ID = REQUEST_ID_MARKER.encode()
 
 PageKey = tuple[uuid.UUID, uuid.UUID | None]  # (user, chat); no chat for /chats
 
@@ -27,7 +29,8 @@ PageKey = tuple[uuid.UUID, uuid.UUID | None]  # (user, chat); no chat for /chats
 @dataclass(frozen=True)
 class CachedPage:
     etag: str
-    html: str
+    # Kept encoded: filling in bytes and sending them skips encoding the page each time.
+    html: bytes
     # Dates show as "14:05" today and "Mon" this week, so a page is only good for its day.
     day: date
 
@@ -37,12 +40,12 @@ def today() -> date:
 
 
 class PageCache:
-    """The most recently used pages, up to `max_chars` of HTML in all (0 keeps none)."""
+    """The most recently used pages, up to `max_bytes` of HTML in all (0 keeps none)."""
 
-    def __init__(self, max_chars: int) -> None:
-        self.max_chars = max_chars
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
         self._pages: OrderedDict[PageKey, CachedPage] = OrderedDict()
-        self._chars = 0
+        self._bytes = 0
 
     def get(self, key: PageKey) -> CachedPage | None:
         page = self._pages.get(key)
@@ -56,22 +59,23 @@ class PageCache:
 
     def put(self, key: PageKey, *, etag: str, html: str) -> None:
         self._remove(key)
-        if len(html) > self.max_chars // 4:
+        encoded = html.encode()
+        if len(encoded) > self.max_bytes // 4:
             return  # one huge chat must not push out everyone else's pages
-        self._pages[key] = CachedPage(etag=etag, html=html, day=today())
-        self._chars += len(html)
-        while self._chars > self.max_chars:
+        self._pages[key] = CachedPage(etag=etag, html=encoded, day=today())
+        self._bytes += len(encoded)
+        while self._bytes > self.max_bytes:
             self._remove(next(iter(self._pages)))
 
     def _remove(self, key: PageKey) -> None:
         page = self._pages.pop(key, None)
         if page is not None:
-            self._chars -= len(page.html)
+            self._bytes -= len(page.html)
 
     def __len__(self) -> int:
         return len(self._pages)
 
 
-def fill(html: str, *, csrf_token: str, request_id: uuid.UUID) -> str:
+def fill(html: bytes, *, csrf_token: str, request_id: uuid.UUID) -> bytes:
     """The page for one response: this session's CSRF token, a fresh send-form id."""
-    return html.replace(CSRF_MARKER, csrf_token).replace(REQUEST_ID_MARKER, str(request_id))
+    return html.replace(_CSRF, csrf_token.encode()).replace(_REQUEST_ID, str(request_id).encode())

@@ -17,7 +17,8 @@ from fastapi import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db_api.models import Chat, Message, User
+from db_api.crud import LiveSession
+from db_api.models import Chat, Message
 from db_api.schemas import ChatPublic, MessagePublic, UserPublic
 
 _CHAT_COLUMNS = [getattr(Chat, name) for name in ChatPublic.model_fields]
@@ -67,23 +68,26 @@ def chat_list(
     return [dict(chat) for chat in chats]
 
 
+def session_user(live: LiveSession) -> UserPublic:
+    return UserPublic(id=live.user_id, username=live.username, created_at=live.user_created_at)
+
+
 def page_view(
-    session: Session, *, user: User, chat_id: uuid.UUID | None, limit: int
+    session: Session, *, live: LiveSession, chat_id: uuid.UUID | None, limit: int
 ) -> dict[str, Any]:
     """What a chat page shows (schemas.PageView): the user, their chats and one chat."""
+    user = live.user_id
     return {
-        "user": UserPublic.model_validate(user).model_dump(),
-        "revision": user.revision,
-        "chats": chat_list(session, owner_id=user.id, limit=limit),
-        "chat": None
-        if chat_id is None
-        else chat_detail(session, owner_id=user.id, chat_id=chat_id),
+        "user": session_user(live).model_dump(),
+        "revision": live.revision,
+        "chats": chat_list(session, owner_id=user, limit=limit),
+        "chat": None if chat_id is None else chat_detail(session, owner_id=user, chat_id=chat_id),
     }
 
 
-def page_etag(user: User) -> str:
+def page_etag(live: LiveSession) -> str:
     """Names one state of everything the user's pages show (see migration 0005)."""
-    return f'"{user.id}.{user.revision}"'
+    return f'"{live.user_id}.{live.revision}"'
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:

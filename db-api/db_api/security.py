@@ -17,7 +17,9 @@ _hasher = PasswordHasher()
 # Each hash takes 64 MiB and a core for a moment. A burst of sign-ins (each request
 # runs in a worker thread) would otherwise hash dozens at once: no sooner in total,
 # and dozens of times the memory. The rest wait their turn.
-_hashing_slots = threading.BoundedSemaphore(os.cpu_count() or 1)
+# With several worker processes (WEB_CONCURRENCY) the cores are shared among them.
+_workers = max(1, int(os.environ.get("WEB_CONCURRENCY") or 1))
+_hashing_slots = threading.BoundedSemaphore(max(1, (os.cpu_count() or 1) // _workers))
 
 UNKNOWN_CLIENT = "unknown"
 

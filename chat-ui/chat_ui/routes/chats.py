@@ -258,8 +258,11 @@ async def serve_chat_page(request: Request, db: DbClient, chat_id: uuid.UUID | N
         if one_shot or not looks_the_same_later(view.chat):
             return render(request, "chat.html", context)
         markers = {"csrf_token": CSRF_MARKER, "request_id": REQUEST_ID_MARKER}
-        html = render_html(request, "chat.html", {**context, **markers})
-        pages.put(key, etag=etag, html=html)
+        pages.put(key, etag=etag, html=render_html(request, "chat.html", {**context, **markers}))
+        cached = pages.get(key)
+        if cached is None:  # too large to keep, or no cache: render it for this response
+            return render(request, "chat.html", context)
+        html = cached.html
     elif cached is not None:
         html = cached.html
     else:  # a 304 for a page never asked about: db-api would be broken

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy.orm import Session
 
 from db_api import crud, reads, search
-from db_api.db import in_session
+from db_api.db import in_read_session
 from db_api.deps import CurrentUserId, ServiceAuth, SessionDep
 from db_api.errors import ChatNotFoundError
 from db_api.schemas import (
@@ -57,7 +57,7 @@ async def list_chats(
         items = reads.chat_list(session, owner_id=user_id, limit=limit, offset=offset)
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
-    return reads.json_response(await in_session(read))
+    return reads.json_response(await in_read_session(read))
 
 
 # Declared before "/{chat_id}", which would otherwise take "search" for a (malformed) id.
@@ -125,7 +125,7 @@ async def get_chat(chat_id: ChatId, user_id: CurrentUserId) -> Response:
     def read(session: Session) -> dict[str, Any] | None:
         return reads.chat_detail(session, owner_id=user_id, chat_id=chat_id)
 
-    chat = await in_session(read)
+    chat = await in_read_session(read)
     if chat is None:
         raise ChatNotFoundError()
     return reads.json_response(chat)

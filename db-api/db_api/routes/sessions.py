@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from sqlalchemy.orm import Session
 
 from db_api import crud, reads, security
-from db_api.db import in_session
+from db_api.db import in_read_session
 from db_api.deps import CurrentUserId, ServiceAuth, SessionDep
 from db_api.schemas import (
     ErrorDetail,
@@ -81,16 +81,14 @@ def create_session(body: SessionCreate, session: SessionDep) -> SessionCreated:
 )
 async def resolve_session(token: SessionToken) -> SessionPublic:
     def read(session: Session) -> SessionPublic:
-        row, user = crud.resolve_session(
+        live = crud.resolve_session(
             session, token_hash=security.hash_session_token(token), now=datetime.now(UTC)
         )
         return SessionPublic(
-            user=UserPublic.model_validate(user),
-            created_at=row.created_at,
-            expires_at=row.expires_at,
+            user=reads.session_user(live), created_at=live.created_at, expires_at=live.expires_at
         )
 
-    return await in_session(read)
+    return await in_read_session(read)
 
 
 @router.get(
@@ -114,15 +112,15 @@ async def chat_page_view(
     if_none_match: Annotated[str | None, Header(max_length=1000)] = None,
 ) -> Response:
     def read(session: Session) -> tuple[str, dict[str, Any] | None]:
-        _row, user = crud.resolve_session(
+        live = crud.resolve_session(
             session, token_hash=security.hash_session_token(token), now=datetime.now(UTC)
         )
-        etag = reads.page_etag(user)
+        etag = reads.page_etag(live)
         if reads.etag_matches(if_none_match, etag):
             return etag, None
-        return etag, reads.page_view(session, user=user, chat_id=chat_id, limit=limit)
+        return etag, reads.page_view(session, live=live, chat_id=chat_id, limit=limit)
 
-    etag, view = await in_session(read)
+    etag, view = await in_read_session(read)
     headers = {"ETag": etag}
     if view is None:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
