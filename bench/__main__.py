@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import concurrency, db_api, memory, page, startup, stream
+from bench import changed_page, concurrency, db_api, memory, page, startup, stream
 from bench.report import REPORT_DIR, write_report
 from bench.results import Figure
 from bench.seed import seed_chat
@@ -93,6 +93,10 @@ def run_on_stack(stack: Stack, arguments: argparse.Namespace, raw: dict[str, Any
         loaded.append(memory.peak(samples))
         figures += page.page_figures(measured_page)
         raw["page"] = asdict(measured_page)
+        log("1. chat page after a change")
+        measured_changes = changed_page.measure_changed_page(stack, chat, rounds=rounds)
+        figures += changed_page.changed_page_figures(measured_changes)
+        raw["changed_page"] = asdict(measured_changes)
 
     if "db" in only:
         log("2. db-api vs psycopg2")

@@ -10,7 +10,6 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
-    bindparam,
     case,
     delete,
     exists,
@@ -30,7 +29,6 @@ from db_api.errors import (
     MessageStatusConflictError,
     ReplyInProgressError,
     RequestAlreadyHandledError,
-    SessionNotFoundError,
     UsernameTakenError,
     UserNotFoundError,
 )
@@ -163,55 +161,6 @@ def create_session(
     session.add(row)
     session.commit()
     return row
-
-
-class LiveSession(NamedTuple):
-    """A sign-in that is neither expired nor revoked, with its account's public fields."""
-
-    id: uuid.UUID
-    created_at: datetime
-    expires_at: datetime
-    last_seen_at: datetime
-    user_id: uuid.UUID
-    username: str
-    user_created_at: datetime
-    # The account's data revision (see migration 0005): the pages' ETag.
-    revision: int
-
-
-# Every signed-in request runs this, so it is built once and selects plain columns:
-# loading two ORM objects instead cost more CPU than the query itself.
-_LIVE_SESSION = (
-    select(
-        UserSession.id,
-        UserSession.created_at,
-        UserSession.expires_at,
-        UserSession.last_seen_at,
-        User.id.label("user_id"),
-        User.username,
-        User.created_at.label("user_created_at"),
-        User.revision,
-    )
-    .join(User, User.id == UserSession.user_id)
-    .where(
-        UserSession.token_hash == bindparam("token_hash"),
-        UserSession.expires_at > bindparam("now"),
-    )
-)
-
-
-def resolve_session(session: Session, *, token_hash: str, now: datetime) -> LiveSession:
-    """The live sign-in with this token hash; expired or revoked is not found."""
-    found = session.execute(_LIVE_SESSION, {"token_hash": token_hash, "now": now}).one_or_none()
-    if found is None:
-        raise SessionNotFoundError()
-    live = LiveSession(*found)
-    if now - live.last_seen_at >= LAST_SEEN_PRECISION:
-        session.execute(
-            update(UserSession).where(UserSession.id == live.id).values(last_seen_at=now)
-        )
-        session.commit()
-    return live
 
 
 def revoke_session(session: Session, *, token_hash: str) -> None:

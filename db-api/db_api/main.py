@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from db_api import reads
 from db_api.config import get_settings
 from db_api.db import get_engine
 from db_api.errors import install_error_handlers
@@ -30,8 +32,13 @@ current `status`. While PostgreSQL is unreachable every route answers 503
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     # Reading the settings here makes a misconfigured service refuse to start.
-    get_settings()
+    settings = get_settings()
+    await reads.open_pool(settings)
+    # Everything imported so far lives as long as the process. Frozen, the collector
+    # stops re-scanning it: full collections took 60-80 ms, the slowest 1% of requests.
+    gc.freeze()
     yield
+    await reads.close_pool()
     get_engine().dispose()
 
 

@@ -6,10 +6,8 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
-from sqlalchemy.orm import Session
 
 from db_api import crud, reads, search
-from db_api.db import in_read_session
 from db_api.deps import CurrentUserId, ServiceAuth, SessionDep
 from db_api.errors import ChatNotFoundError
 from db_api.schemas import (
@@ -52,12 +50,12 @@ async def list_chats(
     limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1 to 100.")] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Chats to skip.")] = 0,
 ) -> Response:
-    def read(session: Session) -> dict[str, Any]:
-        total = crud.count_chats(session, owner_id=user_id)
-        items = reads.chat_list(session, owner_id=user_id, limit=limit, offset=offset)
+    async def read(connection: reads.Connection) -> dict[str, Any]:
+        total = await reads.chat_count(connection, owner_id=user_id)
+        items = await reads.chat_list(connection, owner_id=user_id, limit=limit, offset=offset)
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
-    return reads.json_response(await in_read_session(read))
+    return reads.json_response(await reads.with_connection(read))
 
 
 # Declared before "/{chat_id}", which would otherwise take "search" for a (malformed) id.
@@ -122,10 +120,10 @@ def create_chat(
     responses=NOT_FOUND,
 )
 async def get_chat(chat_id: ChatId, user_id: CurrentUserId) -> Response:
-    def read(session: Session) -> dict[str, Any] | None:
-        return reads.chat_detail(session, owner_id=user_id, chat_id=chat_id)
+    async def read(connection: reads.Connection) -> dict[str, Any] | None:
+        return await reads.chat_detail(connection, owner_id=user_id, chat_id=chat_id)
 
-    chat = await in_read_session(read)
+    chat = await reads.with_connection(read)
     if chat is None:
         raise ChatNotFoundError()
     return reads.json_response(chat)

@@ -11,10 +11,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
-from sqlalchemy.orm import Session
 
 from db_api import crud, reads, security
-from db_api.db import in_read_session
 from db_api.deps import CurrentUserId, ServiceAuth, SessionDep
 from db_api.schemas import (
     ErrorDetail,
@@ -80,15 +78,13 @@ def create_session(body: SessionCreate, session: SessionDep) -> SessionCreated:
     responses=NOT_FOUND,
 )
 async def resolve_session(token: SessionToken) -> SessionPublic:
-    def read(session: Session) -> SessionPublic:
-        live = crud.resolve_session(
-            session, token_hash=security.hash_session_token(token), now=datetime.now(UTC)
-        )
+    async def read(connection: reads.Connection) -> SessionPublic:
+        live = await reads.live_session(connection, security.hash_session_token(token))
         return SessionPublic(
-            user=reads.session_user(live), created_at=live.created_at, expires_at=live.expires_at
+            user=live.user(), created_at=live.created_at, expires_at=live.expires_at
         )
 
-    return await in_read_session(read)
+    return await reads.with_connection(read)
 
 
 @router.get(
@@ -111,16 +107,14 @@ async def chat_page_view(
     limit: Annotated[int, Query(ge=1, le=100, description="How many chats to list.")] = 50,
     if_none_match: Annotated[str | None, Header(max_length=1000)] = None,
 ) -> Response:
-    def read(session: Session) -> tuple[str, dict[str, Any] | None]:
-        live = crud.resolve_session(
-            session, token_hash=security.hash_session_token(token), now=datetime.now(UTC)
-        )
-        etag = reads.page_etag(live)
+    async def read(connection: reads.Connection) -> tuple[str, dict[str, Any] | None]:
+        live = await reads.live_session(connection, security.hash_session_token(token))
+        etag = live.etag()
         if reads.etag_matches(if_none_match, etag):
             return etag, None
-        return etag, reads.page_view(session, live=live, chat_id=chat_id, limit=limit)
+        return etag, await reads.page_view(connection, live=live, chat_id=chat_id, limit=limit)
 
-    etag, view = await in_read_session(read)
+    etag, view = await reads.with_connection(read)
     headers = {"ETag": etag}
     if view is None:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
