@@ -120,11 +120,11 @@ def run_on_stack(stack: Stack, arguments: argparse.Namespace, raw: dict[str, Any
         log("4. concurrent chats")
         samples = []
         with memory.sampling(stack, samples):
-            levels = concurrency.measure_concurrency(chat.browser, rounds=rounds)
+            levels = concurrency.measure_concurrency(chat.browser, stack.llama_url, rounds=rounds)
         loaded.append(memory.peak(samples))
         slots = int(os.environ.get("LLAMA_ARG_N_PARALLEL", ServerSettings().n_parallel))
         figures += concurrency.concurrency_figures(levels, slots)
-        raw["concurrency"] = [[asdict(level) for level in r] for r in levels]
+        raw["concurrency"] = [asdict(r) for r in levels]
 
     time.sleep(2)  # let finished replies linger out before the last idle reading
     idle.append(memory.read_stack(stack))

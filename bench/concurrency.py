@@ -4,7 +4,9 @@ Each level starts N fresh chats, sends one message to each at the same moment
 (a barrier), and follows every reply's stream. Aggregate tokens/s is all tokens
 of the level divided by the time from the sends to the last token; first-token
 latency is per chat, from its send. The baseline of each level is one chat
-alone, measured in the same round.
+alone, measured in the same round. The same is measured against the llama.cpp
+server directly (1 and 4 streams, no app): the ceiling the model server itself
+sets on this machine.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import httpx
+
 from bench.results import Figure, Target
 from bench.stats import percentile
-from bench.stream import QUESTION, sse_events
+from bench.stream import QUESTION, measure_direct, sse_events
 from tests.support.forms import Browser, chat_id_of, csrf_from
 
 LEVELS = (1, 2, 4, 8)
@@ -101,14 +105,50 @@ def run_level(signed_in: Browser, chats: int) -> Level:
     return Level(chats=chats, wall_s=max(t.last_token_s for t in timings), timings=timings)
 
 
-def measure_concurrency(signed_in: Browser, *, rounds: int) -> list[list[Level]]:
+def _direct_reply(llama_url: str, barrier: threading.Barrier, origin: list[float]) -> ChatTiming:
+    barrier.wait()
+    with httpx.Client(timeout=300) as client:
+        sample = measure_direct(client, llama_url)
+    # measure_direct times from its own start, which is the barrier's release.
+    done = sample.first_token_s + sample.generation_s
+    return ChatTiming(first_token_s=sample.first_token_s, last_token_s=done, tokens=sample.tokens)
+
+
+def run_direct_level(llama_url: str, chats: int) -> Level:
+    """`chats` streams straight to the llama.cpp server, started together."""
+    origin = [0.0]
+    barrier = threading.Barrier(chats, action=lambda: origin.__setitem__(0, time.perf_counter()))
+    with ThreadPoolExecutor(max_workers=chats) as pool:
+        futures = [pool.submit(_direct_reply, llama_url, barrier, origin) for _ in range(chats)]
+        timings = [future.result() for future in futures]
+    return Level(chats=chats, wall_s=max(t.last_token_s for t in timings), timings=timings)
+
+
+@dataclass(frozen=True)
+class ConcurrencyRound:
+    levels: list[Level]  # through nginx + chat-ui, one per LEVELS
+    direct: list[Level]  # straight to llama.cpp, one per DIRECT_LEVELS
+
+
+DIRECT_LEVELS = (1, 4)
+
+
+def measure_concurrency(
+    signed_in: Browser, llama_url: str, *, rounds: int
+) -> list[ConcurrencyRound]:
     """rounds x LEVELS; a first unmeasured single chat warms the model's caches."""
     run_level(signed_in, 1)
-    return [[run_level(signed_in, chats) for chats in LEVELS] for _ in range(rounds)]
+    measured: list[ConcurrencyRound] = []
+    for _ in range(rounds):
+        levels = [run_level(signed_in, chats) for chats in LEVELS]
+        direct = [run_direct_level(llama_url, chats) for chats in DIRECT_LEVELS]
+        measured.append(ConcurrencyRound(levels, direct))
+    return measured
 
 
-def concurrency_figures(rounds: list[list[Level]], parallel_slots: int) -> list[Figure]:
+def concurrency_figures(measured: list[ConcurrencyRound], parallel_slots: int) -> list[Figure]:
     figures: list[Figure] = []
+    rounds = [r.levels for r in measured]
     single = [levels[0] for levels in rounds]
     for index, chats in enumerate(LEVELS):
         levels = [r[index] for r in rounds]
@@ -135,4 +175,16 @@ def concurrency_figures(rounds: list[list[Level]], parallel_slots: int) -> list[
                 higher_is_better=False,
             )
         )
+    alone, four = ([r.direct[index] for r in measured] for index in range(len(DIRECT_LEVELS)))
+    figures.append(
+        Figure(
+            SECTION,
+            "4 streams straight to llama.cpp: aggregate tokens/s",
+            "tokens/s",
+            [level.tokens_per_s for level in four],
+            "1 stream straight to llama.cpp",
+            [level.tokens_per_s for level in alone],
+            notes="no app: the model server's own scaling on this CPU",
+        )
+    )
     return figures

