@@ -8,16 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import (
-    ColumnElement,
-    case,
-    delete,
-    exists,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import ColumnElement, case, delete, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -138,10 +129,6 @@ def clear_login_failures(session: Session, *, key: str) -> None:
 
 # ---- sign-in sessions -----------------------------------------------------
 
-# last_seen_at is for people reviewing their sign-ins; minute precision spares a write
-# on almost every request.
-LAST_SEEN_PRECISION = timedelta(minutes=1)
-
 
 def create_session(
     session: Session, *, user_id: uuid.UUID, token_hash: str, now: datetime, max_age_seconds: int
@@ -176,12 +163,6 @@ def revoke_user_sessions(session: Session, *, user_id: uuid.UUID) -> int:
 
 
 # ---- chats ----------------------------------------------------------------
-
-
-def count_chats(session: Session, *, owner_id: uuid.UUID) -> int:
-    """How many chats the owner has (the list itself is `reads.chat_list`)."""
-    total = session.scalar(select(func.count()).select_from(Chat).where(Chat.owner_id == owner_id))
-    return total or 0
 
 
 def create_chat(

@@ -22,6 +22,7 @@ import orjson
 from fastapi import Response
 
 from db_api.config import Settings
+from db_api.db import CONNECT_TIMEOUT_SECONDS
 from db_api.errors import DatabaseUnavailableError, SessionNotFoundError
 from db_api.schemas import ChatPublic, MessagePublic, UserPublic
 
@@ -38,7 +39,6 @@ LAST_SEEN_PRECISION = timedelta(minutes=1)
 # A small pool per worker process: each read holds a connection for well under a
 # millisecond, and PostgreSQL's connections are shared with the SQLAlchemy pools.
 POOL_SIZE = 4
-CONNECT_TIMEOUT_SECONDS = 5
 QUERY_TIMEOUT_SECONDS = 10
 
 # Failures that mean "PostgreSQL is not there for us right now" (refused, reset, shut
