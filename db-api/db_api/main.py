@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from db_api import reads
 from db_api.config import get_settings
 from db_api.db import get_engine
+from db_api.docs import install_docs_pages
 from db_api.errors import install_error_handlers
 from db_api.limits import BodySizeLimitMiddleware
 from db_api.routes import chats, health, messages, sessions, turns, users
@@ -53,6 +54,9 @@ app = FastAPI(
     summary="Users, chats and messages of the chat app.",
     description=DESCRIPTION,
     lifespan=lifespan,
+    # FastAPI's own pages load their assets from a CDN; install_docs_pages serves them here.
+    docs_url=None,
+    redoc_url=None,
     generate_unique_id_function=operation_id_from_name,
     openapi_tags=[
         {"name": "users", "description": "Accounts and password checks."},
@@ -66,6 +70,7 @@ app = FastAPI(
     ],
 )
 install_error_handlers(app)
+install_docs_pages(app)
 app.add_middleware(BodySizeLimitMiddleware)
 for router in (
     users.router,

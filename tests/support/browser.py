@@ -14,13 +14,21 @@ from playwright.sync_api import (
     BrowserContext,
     ConsoleMessage,
     Page,
+    Route,
     expect,
     sync_playwright,
 )
 
 from tests.support.processes import ARTIFACTS_DIR
 
-__all__ = ["BrowserTab", "OpenTab", "browser", "open_tab", "save_screenshot"]
+__all__ = [
+    "BrowserTab",
+    "OpenTab",
+    "browser",
+    "cut_network_except",
+    "open_tab",
+    "save_screenshot",
+]
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # Without these flags Chromium keeps calling home, which this closed network refuses.
@@ -115,3 +123,27 @@ def save_screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS_DIR / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def cut_network_except(page: Page, origin: str) -> list[str]:
+    """Abort every request of the page's browser context that leaves `origin`.
+
+    `origin` is `scheme://host:port`. Answers the URLs of the requests that would have
+    left, filled in as the page runs: a test asserts it stays empty, so a page that works
+    only online (assets from a CDN, fonts from a font host) fails even where the network
+    would have let it through. A request the page's own Content-Security-Policy refuses
+    never gets this far, as it never leaves the browser.
+    """
+    leaving: list[str] = []
+
+    def cut_or_pass(route: Route) -> None:
+        url = route.request.url
+        if url == origin or url.startswith(f"{origin}/"):
+            route.continue_()
+        else:
+            leaving.append(url)
+            route.abort("internetdisconnected")
+
+    # The context rather than the page: popups and workers it opens are cut off too.
+    page.context.route("**/*", cut_or_pass)
+    return leaving
