@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from functools import lru_cache
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,10 +28,36 @@ def secret_problem(value: str) -> str | None:
     return None
 
 
+def secrets_from_files(data: Any, names: tuple[str, ...]) -> Any:
+    """Fill each secret NAME given as NAME_FILE=/path instead (the official images' way).
+
+    Compose hands secrets over as files in a volume; Kubernetes and native mode set
+    the variables themselves. Setting both for one secret is a mistake worth a stop.
+    """
+    if not isinstance(data, dict):
+        return data
+    for name in names:
+        path = os.environ.get(f"{name}_FILE")
+        if not path:
+            continue
+        if data.get(name.lower()):
+            raise ValueError(f"set {name} or {name}_FILE, not both")
+        try:
+            data[name.lower()] = Path(path).read_text().rstrip("\r\n")
+        except OSError as error:
+            raise ValueError(f"{name}_FILE={path} cannot be read: {error.strerror}") from None
+    return data
+
+
 class Settings(BaseSettings):
     """chat-ui configuration, read from the environment (names are case-insensitive)."""
 
     model_config = SettingsConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def read_secret_files(cls, data: Any) -> Any:
+        return secrets_from_files(data, ("SERVICE_TOKEN", "SESSION_SECRET"))
 
     db_api_url: str = Field(default="http://127.0.0.1:8082", description="Base URL of db-api.")
     lm_api_url: str = Field(

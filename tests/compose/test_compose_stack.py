@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,25 +100,112 @@ def test_model_step_runs_as_non_root(compose_stack: ComposeStack) -> None:
     assert services["model"]["ExitCode"] == 0
 
 
-@pytest.mark.parametrize("secret", ["SERVICE_TOKEN", "SESSION_SECRET", "POSTGRES_PASSWORD"])
-def test_missing_secret_stops_compose_with_a_clear_message(
-    compose_stack: ComposeStack, tmp_path: Path, secret: str
+SECRETS = ("SERVICE_TOKEN", "SESSION_SECRET", "POSTGRES_PASSWORD")
+PRODUCTION_PROJECT = "chat-app-compose-production-test"
+
+
+def secret_digests(stack: ComposeStack) -> dict[str, str]:
+    """sha256 of each secret file in the stack's `secrets` volume (never the values)."""
+    digests = {}
+    for name in SECRETS:
+        result = stack.compose(
+            *("run", "--rm", "--no-deps", "-T", "--entrypoint", "sh", "secrets"),
+            *("-c", f"sha256sum < /run/secrets/chat-app/{name}"),
+        )
+        digests[name] = result.stdout.split()[0]
+    return digests
+
+
+def test_secrets_are_generated_into_private_files(compose_stack: ComposeStack) -> None:
+    """No .env: each secret is a file only the services' user can read, and no service
+    carries a secret in its environment."""
+    for service in ("db-api", "chat-ui"):
+        listing = compose_stack.compose(
+            "exec",
+            "-T",
+            service,
+            "stat",
+            "-c",
+            "%n %a %u",
+            *(f"/run/secrets/chat-app/{name}" for name in SECRETS),
+        ).stdout.split("\n")
+        assert [line.split()[1:] for line in listing if line] == [["400", "10001"]] * 3
+        environment = compose_stack.compose("exec", "-T", service, "env").stdout
+        assert not re.search(rf"^({'|'.join(SECRETS)})=.", environment, re.MULTILINE)
+    assert len(set(secret_digests(compose_stack).values())) == len(SECRETS)
+
+
+@dataclass
+class ProductionProject:
+    """A second compose project (its own volumes) in production mode, db-api only."""
+
+    env_file: Path
+
+    def command(self, *arguments: str) -> list[str]:
+        return [
+            *("docker", "compose", "--project-name", PRODUCTION_PROJECT),
+            *("--project-directory", str(REPO_ROOT), "--file", str(REPO_ROOT / "compose.yml")),
+            *("--env-file", str(self.env_file), *arguments),
+        ]
+
+    def up(self, secrets: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        values = {"APP_ENV": "production", **secrets}
+        self.env_file.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+        # db-api needs PostgreSQL and the secrets, not the model: nothing is downloaded.
+        return self.run("up", "--detach", "--wait", "db-api")
+
+    def run(self, *arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(*arguments), capture_output=True, text=True, timeout=600, check=False
+        )
+
+
+@pytest.fixture
+def production_project(tmp_path: Path) -> Iterator[ProductionProject]:
+    project = ProductionProject(env_file=tmp_path / ".env")
+    project.run("down", "--volumes", "--remove-orphans")
+    try:
+        yield project
+    finally:
+        project.run("down", "--volumes", "--remove-orphans")
+
+
+def real_secrets() -> dict[str, str]:
+    return {name: secrets.token_urlsafe(32) for name in SECRETS}
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_production_without_a_secret_refuses_to_start_and_names_it(
+    production_project: ProductionProject, secret: str
 ) -> None:
-    lines = compose_stack.env_file.read_text().splitlines()
-    env_file = tmp_path / ".env"
-    env_file.write_text("".join(f"{line}\n" for line in lines if not line.startswith(secret)))
-    environment = {name: value for name, value in os.environ.items() if name != secret}
-    command = ["docker", "compose", "--project-directory", str(REPO_ROOT)]
-    command += ["--env-file", str(env_file), "--file", str(REPO_ROOT / "compose.yml")]
-    result = subprocess.run(
-        [*command, "config", "--quiet"],
-        capture_output=True,
-        text=True,
-        env=environment,
-        check=False,
-    )
+    given = {name: value for name, value in real_secrets().items() if name != secret}
+    result = production_project.up(given)
     assert result.returncode != 0
-    assert f"set {secret} in .env" in result.stderr
+    logs = production_project.run("logs", "--no-color", "secrets").stdout
+    assert f"APP_ENV=production needs {secret}: set it in .env" in logs
+    running = production_project.run("ps", "--quiet", "db-api", "postgres").stdout.split()
+    assert running == []
+
+
+def test_production_refuses_a_placeholder_secret(production_project: ProductionProject) -> None:
+    result = production_project.up({**real_secrets(), "POSTGRES_PASSWORD": "changeme"})
+    assert result.returncode != 0
+    logs = production_project.run("logs", "--no-color", "secrets").stdout
+    assert "APP_ENV=production refuses POSTGRES_PASSWORD: it is a placeholder" in logs
+
+
+def test_production_with_its_secrets_in_env_starts(production_project: ProductionProject) -> None:
+    result = production_project.up(real_secrets())
+    assert result.returncode == 0, result.stdout + result.stderr
+    health = production_project.run(
+        "exec",
+        "-T",
+        "db-api",
+        "python",
+        "-c",
+        "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/health/ready').status)",
+    )
+    assert health.stdout.strip() == "200", health.stdout + health.stderr
 
 
 def test_browser_journey_through_published_port(
@@ -146,12 +235,23 @@ def test_browser_journey_through_published_port(
     compose_stack.timings["browser journey"] = round(time.monotonic() - start, 1)
 
 
-def test_data_survives_down_and_up(compose_stack: ComposeStack, open_tab: OpenTab) -> None:
+def test_data_secrets_and_sessions_survive_down_and_up(
+    compose_stack: ComposeStack, open_tab: OpenTab
+) -> None:
     assert JOURNEY.chat_url, "the journey test must run first"
+    signed_in = open_tab().page
+    sign_in(signed_in, compose_stack.url, JOURNEY.username)
+    secrets_before = secret_digests(compose_stack)
     # Without --volumes: containers and networks go, the named volumes stay.
     compose_stack.timed("docker compose down (keep volumes)", "down")
     compose_stack.timed("docker compose up -d (warm, no build)", "up", "--detach")
     compose_stack.wait_until_serving("nginx answers after second up")
+    assert secret_digests(compose_stack) == secrets_before
+
+    # The sign-in from before `down` still holds: same signing key, same database.
+    signed_in.goto(JOURNEY.chat_url)
+    expect(signed_in).to_have_url(JOURNEY.chat_url)
+    assert assistant_messages(signed_in)[1] == JOURNEY.reply
 
     page = open_tab().page
     sign_in(page, compose_stack.url, JOURNEY.username)

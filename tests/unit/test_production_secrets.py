@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from chat_ui.config import Settings as ChatUiSettings
 from db_api.config import Settings as DbApiSettings
@@ -93,3 +94,58 @@ def test_the_real_process_will_not_start(module: str, env: dict[str, str]) -> No
     )
     assert result.returncode != 0
     assert "production" in result.stderr
+
+
+def clear_secret_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SERVICE_TOKEN", "SESSION_SECRET", "POSTGRES_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(f"{name}_FILE", raising=False)
+    monkeypatch.setenv("APP_ENV", "production")
+
+
+def from_environment(app: str) -> object:
+    """Settings as the service reads them at start-up."""
+    return ChatUiSettings() if app == "chat-ui" else DbApiSettings()
+
+
+def plain(value: object) -> object:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+@pytest.mark.parametrize("app", SECRETS_BY_APP)
+def test_secrets_can_come_from_files(
+    app: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compose's way: NAME_FILE names a file holding the secret (trailing newline dropped)."""
+    clear_secret_environment(monkeypatch)
+    for secret in SECRETS_BY_APP[app]:
+        (tmp_path / secret).write_text(f"{secret}-{REAL}\n")
+        monkeypatch.setenv(f"{secret.upper()}_FILE", str(tmp_path / secret))
+    settings = from_environment(app)
+    for secret in SECRETS_BY_APP[app]:
+        assert plain(getattr(settings, secret)) == f"{secret}-{REAL}"
+
+
+@pytest.mark.parametrize("app", SECRETS_BY_APP)
+def test_a_secret_and_its_file_together_are_refused(
+    app: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clear_secret_environment(monkeypatch)
+    for secret in SECRETS_BY_APP[app]:
+        monkeypatch.setenv(secret.upper(), REAL)
+    name = SECRETS_BY_APP[app][0].upper()
+    (tmp_path / "secret").write_text(REAL)
+    monkeypatch.setenv(f"{name}_FILE", str(tmp_path / "secret"))
+    with pytest.raises(ValidationError, match=f"set {name} or {name}_FILE, not both"):
+        from_environment(app)
+
+
+@pytest.mark.parametrize("app", SECRETS_BY_APP)
+def test_an_unreadable_secret_file_names_the_variable(
+    app: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clear_secret_environment(monkeypatch)
+    name = SECRETS_BY_APP[app][1].upper()
+    monkeypatch.setenv(f"{name}_FILE", str(tmp_path / "absent"))
+    with pytest.raises(ValidationError, match=f"{name}_FILE=.*absent cannot be read"):
+        from_environment(app)

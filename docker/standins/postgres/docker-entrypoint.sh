@@ -1,8 +1,24 @@
 #!/bin/sh
 # Minimal version of the official postgres image's entrypoint: on first start,
 # initialise $PGDATA with POSTGRES_USER/POSTGRES_PASSWORD and create POSTGRES_DB;
-# then run the server as the postgres user.
+# then run the server as the postgres user. Like the official one, it reads
+# POSTGRES_PASSWORD from POSTGRES_PASSWORD_FILE (as root, before dropping privileges)
+# and acts only when the command is the server's; any other command just runs.
 set -eu
+
+if [ "${1:-}" != postgres ]; then
+    exec "$@"
+fi
+
+if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+    if [ -n "${POSTGRES_PASSWORD:-}" ]; then
+        echo "error: both POSTGRES_PASSWORD and POSTGRES_PASSWORD_FILE are set (but are exclusive)" >&2
+        exit 1
+    fi
+    POSTGRES_PASSWORD="$(cat "$POSTGRES_PASSWORD_FILE")"
+    export POSTGRES_PASSWORD
+    unset POSTGRES_PASSWORD_FILE
+fi
 
 if [ "$(id -u)" = 0 ]; then
     mkdir -p "$PGDATA" /var/run/postgresql
@@ -11,7 +27,7 @@ if [ "$(id -u)" = 0 ]; then
     exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
 fi
 
-if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
     : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set}"
     user="${POSTGRES_USER:-postgres}"
     db="${POSTGRES_DB:-$user}"
