@@ -4,7 +4,8 @@
 #   2. Compose v2 (Debian 13's docker-compose plugin; Debian 12's is Compose v1),
 #   3. stand-in base images, built locally and tagged with the official names that
 #      compose.yml and our Dockerfiles use, because no container registry is
-#      reachable from these machines (see docker/standins/*/Dockerfile).
+#      reachable from these machines (see docker/standins/*/Dockerfile), and a plain
+#      Debian 12 "fresh machine" for the README's quick start (tests/compose).
 # Expensive outputs (root filesystems, the compiled llama-server) are cached under
 # ${CHAT_APP_CACHE:-~/.cache/chat-app}; with an empty cache everything is rebuilt.
 #
@@ -23,6 +24,9 @@ NGINX_IMAGE="nginx:1.27.3-bookworm"           # Debian 12's nginx 1.22, same tem
 LLAMA_BUILD=11434                             # llama.cpp release b11434, compiled from source
 LLAMA_IMAGE="ghcr.io/ggml-org/llama.cpp:server-b${LLAMA_BUILD}"
 COMPOSE_VERSION=2.26.1-4
+# What the README says a fresh machine has, for the fresh-machine test (not a stand-in).
+FRESH_IMAGE="chat-app/fresh-debian:bookworm"
+FRESH_PACKAGES="git,make,python3,ca-certificates"
 
 TIMINGS=()
 phase() {  # phase NAME COMMAND...: run a step and remember how long it took
@@ -210,6 +214,11 @@ build_standins() {
         phase "debootstrap nginx" rootfs_image nginx "nginx,curl,gettext-base,ca-certificates" >/dev/null
         base="$(rootfs_image nginx "nginx,curl,gettext-base,ca-certificates")"
         phase "docker build ${NGINX_IMAGE}" standin "${NGINX_IMAGE}" nginx "${base}"
+    fi
+    if standin_outdated "${FRESH_IMAGE}" fresh-debian; then
+        phase "debootstrap fresh machine" rootfs_image fresh "${FRESH_PACKAGES}" >/dev/null
+        base="$(rootfs_image fresh "${FRESH_PACKAGES}")"
+        phase "docker build ${FRESH_IMAGE}" standin "${FRESH_IMAGE}" fresh-debian "${base}"
     fi
     if standin_outdated "${LLAMA_IMAGE}" llama-server; then
         phase "build llama-server b${LLAMA_BUILD}" build_llama_server
