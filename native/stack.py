@@ -685,9 +685,12 @@ def command_nginx(env: dict[str, str]) -> None:
         static_root=static_root,
         error_pages_root=error_pages_root,
     )
+    command = nginx_command(main_config)
+    if shutil.which(command[0]) is None:
+        # Say so before announcing a URL that nothing would serve.
+        raise SystemExit("nginx is not installed: run native/bootstrap.sh (or `make run`)")
     # Open the door only when everything behind it answers: chat-ui, db-api, the model.
     wait_for_http(f"http://127.0.0.1:{env['CHAT_UI_PORT']}/health/ready")
-    command = nginx_command(main_config)
     if tls_files_present(tls_dir):
         print(f"Chat app ready: https://127.0.0.1:{tls_port}/", flush=True)
     else:
