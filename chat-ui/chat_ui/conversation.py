@@ -74,6 +74,10 @@ def validate_message(content: str, *, max_chars: int) -> str:
     stripped = content.strip()
     if not stripped:
         raise InvalidInput("Type a message before sending.")
+    # Checked here, before anything is stored or deleted: an edit removes the old message
+    # first, and PostgreSQL cannot store a NUL, so db-api's refusal would come too late.
+    if "\x00" in stripped:
+        raise InvalidInput("Messages can't contain NUL characters.")
     if len(stripped) > max_chars:
         raise InvalidInput(
             f"Your message is {len(stripped):,} characters long; the limit is "

@@ -31,6 +31,7 @@ from chat_ui.errors import (
     UpstreamMisbehaved,
     UsernameTaken,
     WrongCredentials,
+    db_api_problem_message,
 )
 from chat_ui.schemas import (
     ChatDetail,
@@ -85,17 +86,13 @@ class Answer:
         return jsonlib.loads(self.content)
 
 
-def _detail(response: Answer) -> str:
-    """db-api's human message: {"detail": "..."} or FastAPI's 422 list form."""
+def _invalid_input(response: Answer) -> InvalidInput:
+    """A 422 as the person should read it: db-api's problems in our words, never its own."""
     try:
         detail = response.json().get("detail")
     except (ValueError, AttributeError):
-        return ""
-    if isinstance(detail, str):
-        return detail
-    if isinstance(detail, list):
-        return "; ".join(str(item.get("msg", "")) for item in detail if isinstance(item, dict))
-    return ""
+        detail = None
+    return InvalidInput(db_api_problem_message(detail))
 
 
 class DbClient:
@@ -397,7 +394,7 @@ class DbClient:
         if status == HTTPStatus.TOO_MANY_REQUESTS:
             raise TooManyAttempts(_retry_after(response))
         if status == HTTPStatus.UNPROCESSABLE_ENTITY:
-            raise InvalidInput(_detail(response) or None)
+            raise _invalid_input(response)
         if status in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.BAD_GATEWAY):
             raise DatabaseUnavailable()
         logger.error("db-api answered %s to %s %s: %s", status, method, path, response.text[:500])

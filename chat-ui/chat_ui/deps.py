@@ -11,13 +11,11 @@ from fastapi import Depends, Request
 from chat_ui.config import Settings
 from chat_ui.conversation import Conversation
 from chat_ui.db_client import DbClient
-from chat_ui.errors import CsrfFailed, DatabaseUnavailable, SignInRequired
+from chat_ui.errors import DatabaseUnavailable, SignInRequired
 from chat_ui.generation import GenerationRegistry
 from chat_ui.lm_client import LmClient
-from chat_ui.security import csrf_tokens_match
 from chat_ui.sessions import (
     SessionUser,
-    expected_csrf_token,
     session_expired,
     session_token,
     session_user,
@@ -122,12 +120,6 @@ def client_ip(request: Request) -> str | None:
         return str(ipaddress.ip_address(host))
     except ValueError:
         return None  # a Unix socket or a test client: no address to count by
-
-
-def check_csrf(request: Request, submitted: str) -> None:
-    """Raise CsrfFailed unless the form's token is this session's token."""
-    if not csrf_tokens_match(expected_csrf_token(request), submitted):
-        raise CsrfFailed()
 
 
 def get_conversation(

@@ -1,7 +1,8 @@
 """Every failure a user can act on: one exception type each, with its status and human message.
 
 Routes raise these; forms catch the ones they can show inline, and the exception
-handlers in `main` render the rest as a friendly page. The wording lives here only.
+handlers in `main` render the rest as a friendly page. The wording lives here only,
+including what db-api's validation problems mean to a person (`db_api_problem_message`).
 """
 
 # ruff: noqa: N818
@@ -9,6 +10,9 @@ handlers in `main` render the rest as a friendly page. The wording lives here on
 # that they are exceptions; the contract names MessageTooLongForContext the same way.
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 SESSION_EXPIRED_MESSAGE = "Your session expired. Please sign in again."
 
@@ -57,6 +61,13 @@ class InvalidInput(ChatUiError):
 
     status_code = 422
     message = "Please check what you entered."
+
+
+class MalformedForm(ChatUiError):
+    """A form body none of our pages sends: a file where text belongs, or unreadable."""
+
+    status_code = 400
+    message = "We could not read that form. Please fill it in and send it again."
 
 
 class MessageTooLongForContext(InvalidInput):
@@ -138,3 +149,62 @@ class MessageStatusChanged(ChatUiError):
     def __init__(self, current_status: str | None = None) -> None:
         self.current_status = current_status
         super().__init__()
+
+
+# db-api answers a value it refuses with FastAPI's 422 `detail` list: each problem names
+# the field (last of `loc`) and the constraint (`type`); `{...}` is filled from its `ctx`.
+# "nul_character" is ours: the value holds a NUL, which PostgreSQL cannot store (db-api
+# refuses it as a `value_error`, or for usernames by their pattern).
+DB_API_PROBLEMS: Mapping[tuple[str, str], str] = {
+    ("username", "string_too_short"): "Usernames need at least {min_length} characters.",
+    ("username", "string_too_long"): "Usernames can be at most {max_length} characters.",
+    ("username", "string_pattern_mismatch"): (
+        "Usernames can only contain letters, digits, dots, dashes and underscores."
+    ),
+    ("username", "nul_character"): "Usernames can't contain control characters.",
+    ("password", "string_too_short"): "Passwords need at least {min_length} characters.",
+    ("password", "string_too_long"): "Passwords can be at most {max_length} characters.",
+    ("password", "nul_character"): "Passwords can't contain NUL characters.",
+    ("title", "string_too_short"): "Give the chat a title.",
+    ("title", "string_too_long"): "Chat titles can be at most {max_length} characters.",
+    ("title", "nul_character"): "Chat titles can't contain NUL characters.",
+    # The length is checked after the NUL check there, so pydantic's generic type.
+    ("content", "too_short"): "Type a message before sending.",
+    # db-api's only other content check: a finished message must have text.
+    ("content", "value_error"): "Type a message before sending.",
+    ("content", "string_too_long"): "Messages can be at most {max_length:,} characters.",
+    ("content", "nul_character"): "Messages can't contain NUL characters.",
+    ("q", "string_too_short"): "Type something to search for.",
+    ("q", "string_too_long"): "Search for at most {max_length} characters.",
+    ("q", "nul_character"): "Searches can't contain NUL characters.",
+}
+_NUL_REFUSED_AS = frozenset({"string_pattern_mismatch", "value_error"})
+
+
+def db_api_problem_message(detail: object) -> str:
+    """What db-api's 422 `detail` asks the person to change, in our words.
+
+    The first problem we have words for; any other shape gets InvalidInput's general
+    message. db-api's own `msg` is written for programmers and is never shown.
+    """
+    problems = detail if isinstance(detail, list) else []
+    for problem in problems:
+        if isinstance(problem, Mapping) and (message := _problem_message(problem)) is not None:
+            return message
+    return InvalidInput.message
+
+
+def _problem_message(problem: Mapping[str, Any]) -> str | None:
+    loc, kind, ctx, value = (problem.get(key) for key in ("loc", "type", "ctx", "input"))
+    fields = [part for part in loc if isinstance(part, str)] if isinstance(loc, list) else []
+    if not fields or not isinstance(kind, str):
+        return None
+    if kind in _NUL_REFUSED_AS and isinstance(value, str) and "\x00" in value:
+        kind = "nul_character"
+    template = DB_API_PROBLEMS.get((fields[-1], kind))
+    if template is None:
+        return None
+    try:
+        return template.format(**(ctx if isinstance(ctx, Mapping) else {}))
+    except (KeyError, TypeError, ValueError):
+        return None  # a limit missing or not a number: better the general message

@@ -17,11 +17,12 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from chat_ui.config import get_settings
 from chat_ui.db_client import DbClient
-from chat_ui.errors import ChatUiError, PageNotFound, SignInRequired
+from chat_ui.errors import ChatUiError, MalformedForm, PageNotFound, SignInRequired
 from chat_ui.generation import GenerationRegistry
+from chat_ui.head_requests import HeadAsGet
 from chat_ui.lm_client import LmClient
 from chat_ui.page_cache import PageCache
-from chat_ui.pages import STATIC_DIR, render, see_other
+from chat_ui.pages import STATIC_DIR, json_error, render, see_other, wants_json
 from chat_ui.routes import auth, chats, health, manage, messages
 from chat_ui.security import SecurityHeadersMiddleware
 from chat_ui.sessions import SESSION_COOKIE
@@ -64,6 +65,8 @@ app.add_middleware(
     https_only=settings.cookie_secure,
 )
 app.add_middleware(SecurityHeadersMiddleware)
+# Outermost, so a HEAD gets the very headers a GET gets (less its cookie, see there).
+app.add_middleware(HeadAsGet)
 
 app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 app.include_router(health.router)
@@ -74,6 +77,9 @@ app.include_router(manage.router)
 
 
 def error_page(request: Request, error: ChatUiError) -> Response:
+    """The error as a page, or as JSON for the page's script."""
+    if wants_json(request):
+        return json_error(error)
     return render(request, "error.html", {"error": error}, status_code=error.status_code)
 
 
@@ -91,6 +97,9 @@ async def show_error_page(request: Request, error: ChatUiError) -> Response:
 async def show_http_error_page(request: Request, error: StarletteHTTPException) -> Response:
     if error.status_code == 404:
         return error_page(request, PageNotFound())
+    if error.status_code == 400:
+        # FastAPI's 400 is a body it could not parse, e.g. multipart without a boundary.
+        return error_page(request, MalformedForm())
     page_error = ChatUiError("That request did not work. Go back and try again.")
     page_error.status_code = error.status_code
     return error_page(request, page_error)
@@ -101,7 +110,8 @@ async def show_validation_error_page(request: Request, error: RequestValidationE
     # A malformed id in the URL is simply a page that does not exist.
     if any(detail.get("loc", ("",))[0] == "path" for detail in error.errors()):
         return error_page(request, PageNotFound())
-    return error_page(request, ChatUiError("That form was incomplete. Go back and try again."))
+    # Form fields are text with defaults (see forms), so no form of ours gets here.
+    return error_page(request, MalformedForm())
 
 
 @app.exception_handler(Exception)

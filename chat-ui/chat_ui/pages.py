@@ -1,4 +1,7 @@
-"""Rendering pages: the Jinja2 environment (autoescaped), its filters and the shared context."""
+"""Rendering pages: the Jinja2 environment (autoescaped), its filters and the shared context.
+
+Also the JSON answer to the page's script, which asks for it (see `wants_json`).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,10 @@ from typing import Any
 
 import jinja2
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.templating import Jinja2Templates
 
+from chat_ui.errors import ChatUiError
 from chat_ui.markdown import render_markdown_cached
 from chat_ui.sessions import csrf_token, pop_flash, session_user
 
@@ -76,3 +80,12 @@ def render_html(request: Request, template: str, context: dict[str, Any]) -> str
 def see_other(path: str) -> RedirectResponse:
     """Redirect after a POST (or to sign in); always a relative URL, so proxies need no care."""
     return RedirectResponse(path, status_code=303)
+
+
+def wants_json(request: Request) -> bool:
+    """The page's script asks for JSON; a plain form submission never does."""
+    return "application/json" in request.headers.get("accept", "")
+
+
+def json_error(error: ChatUiError) -> JSONResponse:
+    return JSONResponse({"error": error.message}, status_code=error.status_code)

@@ -427,3 +427,18 @@ def test_a_model_that_hangs_mid_reply_times_out_and_keeps_the_partial_text(
     assert PARTIAL_TEXT in text_of(done["html"])
     reply = stored_chat(db_api, signed_in, chat_id)["messages"][-1]
     assert (reply["status"], reply["content"].strip()) == ("error", PARTIAL_TEXT)
+
+
+def test_an_edit_the_database_cannot_store_keeps_the_message_and_its_reply(
+    signed_in: Browser, db_api: DbApiServer
+) -> None:
+    """A NUL character is refused before the edit removes anything."""
+    chat_id = signed_in.new_chat()
+    first = send_json(signed_in, chat_id, "Reply with just one word: hello.").json()
+    read_until_done(signed_in, first["stream_url"])
+    before = stored_chat(db_api, signed_in, chat_id)["messages"]
+
+    edited = post_json(signed_in, f"/chats/{chat_id}/edit", content="Say\x00goodbye.")
+    assert edited.status_code == 422, edited.text
+    assert edited.json()["error"] == "Messages can't contain NUL characters."
+    assert stored_chat(db_api, signed_in, chat_id)["messages"] == before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
 
 __all__: list[str] = []
@@ -16,3 +17,21 @@ def route_table(app: FastAPI) -> set[tuple[str, str]]:
             continue  # a mount (static files): not a route of the app's own
         table |= {(method, route.path) for method in route.methods if method != "HEAD"}
     return table
+
+
+def body_fields(app: FastAPI) -> dict[tuple[str, str], set[str]]:
+    """The body (form) fields each route reads, its dependencies' included, by route."""
+    fields: dict[tuple[str, str], set[str]] = {}
+    for route in iter_route_contexts(app.routes):
+        if route.path is None or route.methods is None:
+            continue
+        names = _body_field_names(route.dependant)
+        fields |= {(method, route.path): names for method in route.methods if method != "HEAD"}
+    return fields
+
+
+def _body_field_names(dependant: Dependant) -> set[str]:
+    names = {field.alias for field in dependant.body_params}
+    for dependency in dependant.dependencies:
+        names |= _body_field_names(dependency)
+    return names

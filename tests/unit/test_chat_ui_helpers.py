@@ -140,3 +140,8 @@ def test_retry_only_when_the_last_user_message_has_no_reply() -> None:
     assert can_retry([opening, question])
     assert can_retry([opening, question, message(3, "assistant", "", "error")])
     assert not can_retry([opening, question, message(3, "assistant", "Answer")])
+
+
+def test_validate_message_rejects_nul() -> None:
+    with pytest.raises(InvalidInput, match="NUL"):
+        validate_message("a\x00b", max_chars=10)

@@ -7,15 +7,15 @@ signing out (here, or everywhere) ends every copy of the cookie.
 from __future__ import annotations
 
 import re
-from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from chat_ui.deps import DbDep, OptionalUser, SettingsDep, check_csrf, client_ip
+from chat_ui.deps import DbDep, OptionalUser, SettingsDep, client_ip
 from chat_ui.errors import SESSION_EXPIRED_MESSAGE, ChatUiError, InvalidInput, TooManyAttempts
-from chat_ui.pages import render, see_other
+from chat_ui.forms import FormText, check_form
+from chat_ui.pages import json_error, render, see_other, wants_json
 from chat_ui.schemas import UserPublic
 from chat_ui.security import safe_next_path
 from chat_ui.sessions import session_token, sign_in, sign_out
@@ -24,8 +24,6 @@ router = APIRouter(tags=["auth"])
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
-
-FormText = Annotated[str, Form()]
 
 
 def login_url(*, next_path: str | None = None, expired: bool = False) -> str:
@@ -52,10 +50,16 @@ def validate_signup(username: str, password: str, password_confirm: str) -> None
 def form_failed(
     request: Request, template: str, context: dict[str, str], error: ChatUiError
 ) -> Response:
-    """The form again, with what to fix and what was typed (never the password)."""
-    response = render(
-        request, template, {**context, "error": error.message}, status_code=error.status_code
-    )
+    """The form again, with what to fix and what was typed (never the password).
+
+    JSON instead for a script that asked for it, as everywhere in the app.
+    """
+    if wants_json(request):
+        response: Response = json_error(error)
+    else:
+        response = render(
+            request, template, {**context, "error": error.message}, status_code=error.status_code
+        )
     if isinstance(error, TooManyAttempts):
         response.headers["Retry-After"] = str(error.retry_after_seconds)
     return response
@@ -88,7 +92,7 @@ async def sign_up(
 ) -> Response:
     username = username.strip()
     try:
-        check_csrf(request, csrf_token)
+        await check_form(request, csrf_token)
         validate_signup(username, password, password_confirm)
         user = await db.create_user(username=username, password=password)
         await start_session(request, db, settings, user)
@@ -123,7 +127,7 @@ async def log_in(
 ) -> Response:
     username = username.strip()
     try:
-        check_csrf(request, csrf_token)
+        await check_form(request, csrf_token)
         if not username or not password:
             raise InvalidInput("Enter your username and password.")
         user = await db.verify_user(
@@ -146,7 +150,7 @@ async def log_out(
     token = session_token(request)
     # Someone already signed out (or expired) has nothing to protect; just show sign-in.
     if token is not None:
-        check_csrf(request, csrf_token)
+        await check_form(request, csrf_token)
         if everywhere and user is not None:
             await db.end_all_sessions(user.id)
         # Ended in db-api before the cookie is dropped: if db-api is down the error page

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from chat_ui.conversation import (
@@ -33,14 +33,14 @@ from chat_ui.deps import (
     DbDep,
     SettingsDep,
     SignedInUser,
-    check_csrf,
     claimed_session,
     session_ended,
 )
 from chat_ui.errors import ChatNotFound, ChatUiError, DatabaseUnavailable, SignInRequired
+from chat_ui.forms import FormText, check_form
 from chat_ui.generation import GenerationRegistry
 from chat_ui.page_cache import CSRF_MARKER, REQUEST_ID_MARKER, PageCache, fill
-from chat_ui.pages import render, render_html, see_other
+from chat_ui.pages import json_error, render, render_html, see_other, wants_json
 from chat_ui.schemas import ChatDetail, ChatPublic, MessagePublic
 from chat_ui.sessions import (
     SessionUser,
@@ -54,8 +54,6 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["chats"])
 
-FormText = Annotated[str, Form()]
-
 REPLY_FAILED = "No reply: generating it failed. Try again."
 
 
@@ -65,15 +63,6 @@ def chat_url(chat_id: uuid.UUID, *, latest: bool = False) -> str:
 
 def stream_url(chat_id: uuid.UUID, message_id: int) -> str:
     return f"/chats/{chat_id}/messages/{message_id}/stream"
-
-
-def wants_json(request: Request) -> bool:
-    """The page's script asks for JSON; a plain form submission never does."""
-    return "application/json" in request.headers.get("accept", "")
-
-
-def json_error(error: ChatUiError) -> JSONResponse:
-    return JSONResponse({"error": error.message}, status_code=error.status_code)
 
 
 def started_json(started: StartedReply, **extra: str) -> JSONResponse:
@@ -320,7 +309,7 @@ async def create_chat(
 ) -> Response:
     form_id = form_request_id(request_id)
     try:
-        check_csrf(request, csrf_token)
+        await check_form(request, csrf_token)
         if content.strip():
             content = validate_message(content, max_chars=settings.max_message_chars)
             started = await conversation.start_chat(content, request_id=form_id)
@@ -372,7 +361,7 @@ async def send_message(
 ) -> Response:
     form_id = form_request_id(request_id)
     try:
-        check_csrf(request, csrf_token)
+        await check_form(request, csrf_token)
         content = validate_message(content, max_chars=settings.max_message_chars)
         chat = await db.get_chat(user.id, chat_id)
         started = await conversation.send_message(chat, content, request_id=form_id)

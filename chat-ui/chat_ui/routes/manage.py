@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup, escape
 
-from chat_ui.deps import CurrentUser, DbDep, check_csrf
+from chat_ui.deps import CurrentUser, DbDep
 from chat_ui.errors import ChatUiError, InvalidInput
 from chat_ui.export import attachment_disposition, chat_as_json, chat_as_markdown
+from chat_ui.forms import FormText, check_form
 from chat_ui.pages import render, see_other
 from chat_ui.sessions import set_flash
 
 router = APIRouter(tags=["manage"])
-
-FormText = Annotated[str, Form()]
 
 TITLE_MAX_CHARS = 200
 SEARCH_MAX_CHARS = 200
@@ -59,7 +57,7 @@ async def rename_chat(
     title: FormText = "",
     csrf_token: FormText = "",
 ) -> Response:
-    check_csrf(request, csrf_token)
+    await check_form(request, csrf_token)
     try:
         await db.rename_chat(user.id, chat_id, title=validate_title(title))
     except InvalidInput as error:
@@ -85,7 +83,7 @@ async def delete_chat(
     db: DbDep,
     csrf_token: FormText = "",
 ) -> Response:
-    check_csrf(request, csrf_token)
+    await check_form(request, csrf_token)
     await db.delete_chat(user.id, chat_id)
     set_flash(request, CHAT_LIST_FLASH, notice="Chat deleted.")
     return see_other("/chats")

@@ -12,9 +12,9 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from chat_ui.conversation import INTERRUPTED_MESSAGE, is_interrupted, validate_message
@@ -25,19 +25,23 @@ from chat_ui.deps import (
     RegistryDep,
     SettingsDep,
     SignedInUser,
-    check_csrf,
 )
-from chat_ui.errors import ChatNotFound, ChatUiError, MessageStatusChanged, SignInRequired
+from chat_ui.errors import (
+    ChatNotFound,
+    ChatUiError,
+    MalformedForm,
+    MessageStatusChanged,
+    SignInRequired,
+)
+from chat_ui.forms import FormText, check_form
 from chat_ui.generation import Generation, GenerationState
 from chat_ui.markdown import render_markdown
-from chat_ui.pages import see_other
-from chat_ui.routes.chats import REPLY_FAILED, chat_url, json_error, reply_started, wants_json
+from chat_ui.pages import json_error, see_other, wants_json
+from chat_ui.routes.chats import REPLY_FAILED, chat_url, reply_started
 from chat_ui.schemas import MessagePublic
 from chat_ui.sessions import SessionUser, set_notice
 
 router = APIRouter(tags=["messages"])
-
-FormText = Annotated[str, Form()]
 
 # Comment lines keep idle connections (and proxies between) from timing out.
 PING_SECONDS = 15.0
@@ -162,7 +166,8 @@ async def action_failed(request: Request, chat_id: uuid.UUID, error: ChatUiError
     """JSON for the script; a plain form gets the message on the chat page."""
     if wants_json(request):
         return json_error(error)
-    if isinstance(error, ChatNotFound | SignInRequired):
+    # A form no page of ours sends gets its 400 where it was sent, not a notice.
+    if isinstance(error, ChatNotFound | SignInRequired | MalformedForm):
         raise error
     set_notice(request, chat_id=chat_id, message=error.message)
     return see_other(chat_url(chat_id, latest=True))
@@ -176,7 +181,7 @@ async def stop_reply(
     csrf_token: FormText = "",
 ) -> Response:
     try:
-        check_csrf(request, csrf_token)
+        await check_form(request, csrf_token)
         await conversation.stop(chat_id)
     except ChatUiError as error:
         return await action_failed(request, chat_id, error)
@@ -195,7 +200,7 @@ async def retry_reply(
     csrf_token: FormText = "",
 ) -> Response:
     try:
-        check_csrf(request, csrf_token)
+        await check_form(request, csrf_token)
         chat = await db.get_chat(user.id, chat_id)
         started = await conversation.retry_reply(chat)
     except ChatUiError as error:
@@ -213,7 +218,7 @@ async def regenerate_reply(
     csrf_token: FormText = "",
 ) -> Response:
     try:
-        check_csrf(request, csrf_token)
+        await check_form(request, csrf_token)
         chat = await db.get_chat(user.id, chat_id)
         started = await conversation.regenerate_reply(chat)
     except ChatUiError as error:
@@ -233,7 +238,7 @@ async def edit_message(
     csrf_token: FormText = "",
 ) -> Response:
     try:
-        check_csrf(request, csrf_token)
+        await check_form(request, csrf_token)
         content = validate_message(content, max_chars=settings.max_message_chars)
         chat = await db.get_chat(user.id, chat_id)
         started = await conversation.edit_last_message(chat, content)
