@@ -23,7 +23,6 @@ from chat_ui.config import Settings
 from chat_ui.context import ChatMessage, FittedHistory, fit_history_to_context
 from chat_ui.db_client import DbClient
 from chat_ui.errors import (
-    ChatUiError,
     GenerationInProgress,
     InvalidInput,
     MessageStatusChanged,
@@ -37,7 +36,7 @@ from chat_ui.generation import (
     failing_stream,
 )
 from chat_ui.lm_client import LmClient
-from chat_ui.schemas import ChatDetail, MessagePublic, MessageStatus
+from chat_ui.schemas import ChatDetail, ChatPublic, MessagePublic, MessageStatus
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,6 +47,7 @@ TITLE_MAX_CHARS = 60
 # restart): it is shown as interrupted and may be retried.
 INTERRUPTED_AFTER = timedelta(seconds=60)
 INTERRUPTED_MESSAGE = "The reply was interrupted before it was finished. Try again."
+REPLY_FAILED = "No reply: generating it failed. Try again."
 NOTHING_TO_RETRY = "There is no failed reply to retry."
 NOTHING_TO_REGENERATE = "There is no reply to regenerate yet."
 NOTHING_TO_EDIT = "There is no message of yours to edit yet."
@@ -232,6 +232,10 @@ class Conversation:
     registry: GenerationRegistry
     user_id: uuid.UUID
 
+    async def get_chat(self, chat_id: uuid.UUID) -> ChatDetail:
+        """The user's chat with its messages; ChatNotFound for anyone else's."""
+        return await self.db.get_chat(self.user_id, chat_id)
+
     async def send_message(
         self, chat: ChatDetail, content: str, *, request_id: uuid.UUID | None = None
     ) -> StartedReply:
@@ -257,11 +261,15 @@ class Conversation:
             chat = await self.db.get_chat(self.user_id, chat.id)
 
     async def start_chat(self, content: str, *, request_id: uuid.UUID | None) -> StartedChat:
-        """Create a chat with the opening message, then send its first message.
+        """Create a chat with the opening message, then send `content` (if any) as its first.
 
         A form sent again (same `request_id`) finds the chat and the reply the first
-        submission made; sent twice at once, the second waits for the first.
+        submission made; sent twice at once, the second waits for the first. Without
+        `content` the chat is only created (again: found), and has no reply.
         """
+        if not content.strip():
+            chat, _opening = await self._create_chat(request_id)
+            return StartedChat(chat.id, None)
         if request_id is None:
             return await self._start_chat(content, None)
         while True:
@@ -271,16 +279,23 @@ class Conversation:
             if started is not None:
                 return started
 
-    async def _start_chat(self, content: str, request_id: uuid.UUID | None) -> StartedChat:
+    async def _create_chat(
+        self, request_id: uuid.UUID | None
+    ) -> tuple[ChatPublic, ChatDetail | None]:
+        """The chat with its opening message; None for the chat a `request_id` made before."""
         chat, created = await self.db.create_chat(
             self.user_id, title=DEFAULT_CHAT_TITLE, request_id=request_id
         )
-        if created:
-            opening = await self.db.add_message(
-                self.user_id, chat.id, role="assistant", content=self.settings.opening_message
-            )
-            detail = ChatDetail(**chat.model_dump(), messages=[opening])
-        else:
+        if not created:
+            return chat, None
+        opening = await self.db.add_message(
+            self.user_id, chat.id, role="assistant", content=self.settings.opening_message
+        )
+        return chat, ChatDetail(**chat.model_dump(), messages=[opening])
+
+    async def _start_chat(self, content: str, request_id: uuid.UUID | None) -> StartedChat:
+        chat, detail = await self._create_chat(request_id)
+        if detail is None:
             detail = await self.db.get_chat(self.user_id, chat.id)
             if not detail.messages:
                 # The first submission, on another replica, has not added the opening yet.
@@ -518,7 +533,3 @@ def _context_start(
     if fitted.dropped < len(earlier_seen):
         return earlier_seen[fitted.dropped].id
     return newest_id
-
-
-# Failures a form shows inline with the typed text kept (the rest become error pages).
-FORM_ERRORS: tuple[type[ChatUiError], ...] = (InvalidInput, GenerationInProgress)

@@ -195,13 +195,6 @@ class DbClient:
         """Sign the user out on every device."""
         await self._request("DELETE", "/sessions", user_id=user_id)
 
-    async def get_user(self, user_id: uuid.UUID) -> UserPublic:
-        """The acting user; a deleted user means the session outlived its account."""
-        response = await self._request(
-            "GET", "/users/me", user_id=user_id, errors={404: SignInRequired}
-        )
-        return self._parse(UserPublic, response)
-
     # Chats
 
     async def list_chats(self, user_id: uuid.UUID, *, limit: int = 50) -> list[ChatPublic]:

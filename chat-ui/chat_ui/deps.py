@@ -14,13 +14,9 @@ from chat_ui.db_client import DbClient
 from chat_ui.errors import DatabaseUnavailable, SignInRequired
 from chat_ui.generation import GenerationRegistry
 from chat_ui.lm_client import LmClient
-from chat_ui.sessions import (
-    SessionUser,
-    session_expired,
-    session_token,
-    session_user,
-    sign_out,
-)
+from chat_ui.page_cache import PageCache
+from chat_ui.sessions import SessionUser, claimed_session, session_ended, session_token
+from chat_ui.views import ChatPages
 
 logger = logging.getLogger(__name__)
 
@@ -45,33 +41,26 @@ def get_registry(request: Request) -> GenerationRegistry:
     return registry
 
 
+def get_page_cache(request: Request) -> PageCache:
+    pages: PageCache = request.app.state.page_cache
+    return pages
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbDep = Annotated[DbClient, Depends(get_db)]
 LmDep = Annotated[LmClient, Depends(get_lm)]
 RegistryDep = Annotated[GenerationRegistry, Depends(get_registry)]
+PageCacheDep = Annotated[PageCache, Depends(get_page_cache)]
 
 
-def _next_path(request: Request) -> str | None:
-    return request.url.path if request.method == "GET" else None
+def get_chat_pages(
+    request: Request, db: DbDep, registry: RegistryDep, cache: PageCacheDep
+) -> ChatPages:
+    return ChatPages(request=request, db=db, registry=registry, cache=cache)
 
 
-def claimed_session(request: Request) -> tuple[str, SessionUser]:
-    """The cookie's session token and the user it names, not yet checked with db-api.
-
-    Raises SignInRequired when the cookie carries no session.
-    """
-    token = session_token(request)
-    claimed = session_user(request)
-    if token is None or claimed is None:
-        raise SignInRequired(expired=session_expired(request), next_path=_next_path(request))
-    return token, claimed
-
-
-def session_ended(request: Request) -> SignInRequired:
-    """Forget a cookie whose session db-api no longer knows; answers the error to raise."""
-    # Signed out elsewhere, expired, or the account is gone.
-    sign_out(request)
-    return SignInRequired(expired=True, next_path=_next_path(request))
+# The pages that show the user's chats; each checks the session as it loads them.
+ChatPagesDep = Annotated[ChatPages, Depends(get_chat_pages)]
 
 
 async def get_current_user(request: Request, db: DbDep) -> SessionUser:

@@ -174,20 +174,6 @@ class LmClient:
         logger.warning("llama.cpp stream ended without [DONE]")
         raise ModelError(MODEL_BROKE_OFF)
 
-    async def complete_chat(self, messages: list[ChatMessage], *, max_tokens: int) -> str:
-        """One whole reply (non-streaming)."""
-        answer = await self._call(
-            "POST",
-            "/v1/chat/completions",
-            json={"messages": messages, "max_tokens": max_tokens, "stream": False},
-        )
-        try:
-            content = answer["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError) as error:
-            logger.error("llama.cpp answered an unexpected completion: %r", answer)
-            raise ModelError() from error
-        return str(content or "").strip()
-
     async def _template(self, messages: list[ChatMessage]) -> Any:
         return await self._call(
             "POST", "/apply-template", json={"messages": messages}, time_limit=QUICK_TIMEOUT

@@ -21,11 +21,12 @@ from chat_ui.errors import ChatUiError, MalformedForm, PageNotFound, SignInRequi
 from chat_ui.generation import GenerationRegistry
 from chat_ui.head_requests import HeadAsGet
 from chat_ui.lm_client import LmClient
+from chat_ui.middleware import SecurityHeadersMiddleware
 from chat_ui.page_cache import PageCache
-from chat_ui.pages import STATIC_DIR, json_error, render, see_other, wants_json
+from chat_ui.pages import STATIC_DIR, see_other
 from chat_ui.routes import auth, chats, health, manage, messages
-from chat_ui.security import SecurityHeadersMiddleware
 from chat_ui.sessions import SESSION_COOKIE
+from chat_ui.views import error_page, login_url, show_failure
 
 logger = logging.getLogger("chat_ui")
 
@@ -64,7 +65,7 @@ app.add_middleware(
     same_site="lax",
     https_only=settings.cookie_secure,
 )
-app.add_middleware(SecurityHeadersMiddleware)
+app.add_middleware(SecurityHeadersMiddleware, max_body_bytes=settings.request_bytes_limit)
 # Outermost, so a HEAD gets the very headers a GET gets (less its cookie, see there).
 app.add_middleware(HeadAsGet)
 
@@ -76,45 +77,43 @@ app.include_router(messages.router)
 app.include_router(manage.router)
 
 
-def error_page(request: Request, error: ChatUiError) -> Response:
+async def show_error(request: Request, error: ChatUiError) -> Response:
     """The error as a page, or as JSON for the page's script."""
-    if wants_json(request):
-        return json_error(error)
-    return render(request, "error.html", {"error": error}, status_code=error.status_code)
+    return await show_failure(request, error, error_page(request))
 
 
 @app.exception_handler(SignInRequired)
 async def redirect_to_sign_in(request: Request, error: SignInRequired) -> Response:
-    return see_other(auth.login_url(next_path=error.next_path, expired=error.expired))
+    return see_other(login_url(next_path=error.next_path, expired=error.expired))
 
 
 @app.exception_handler(ChatUiError)
 async def show_error_page(request: Request, error: ChatUiError) -> Response:
-    return error_page(request, error)
+    return await show_error(request, error)
 
 
 @app.exception_handler(StarletteHTTPException)
 async def show_http_error_page(request: Request, error: StarletteHTTPException) -> Response:
     if error.status_code == 404:
-        return error_page(request, PageNotFound())
+        return await show_error(request, PageNotFound())
     if error.status_code == 400:
         # FastAPI's 400 is a body it could not parse, e.g. multipart without a boundary.
-        return error_page(request, MalformedForm())
+        return await show_error(request, MalformedForm())
     page_error = ChatUiError("That request did not work. Go back and try again.")
     page_error.status_code = error.status_code
-    return error_page(request, page_error)
+    return await show_error(request, page_error)
 
 
 @app.exception_handler(RequestValidationError)
 async def show_validation_error_page(request: Request, error: RequestValidationError) -> Response:
     # A malformed id in the URL is simply a page that does not exist.
     if any(detail.get("loc", ("",))[0] == "path" for detail in error.errors()):
-        return error_page(request, PageNotFound())
+        return await show_error(request, PageNotFound())
     # Form fields are text with defaults (see forms), so no form of ours gets here.
-    return error_page(request, MalformedForm())
+    return await show_error(request, MalformedForm())
 
 
 @app.exception_handler(Exception)
 async def show_server_error_page(request: Request, error: Exception) -> Response:
     logger.exception("Unhandled error on %s %s", request.method, request.url.path)
-    return error_page(request, ChatUiError())
+    return await show_error(request, ChatUiError())

@@ -1,5 +1,8 @@
 """Rendering pages: the Jinja2 environment (autoescaped), its filters and the shared context.
 
+Templates never change the session: one-shot values are taken before rendering (see
+views) and passed in as values.
+
 Also the JSON answer to the page's script, which asks for it (see `wants_json`).
 """
 
@@ -14,9 +17,10 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.templating import Jinja2Templates
 
+from chat_ui.config import get_settings
 from chat_ui.errors import ChatUiError
 from chat_ui.markdown import render_markdown_cached
-from chat_ui.sessions import csrf_token, pop_flash, session_user
+from chat_ui.sessions import csrf_token, session_user
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -37,7 +41,7 @@ def short_date(moment: datetime, now: datetime | None = None) -> str:
 
 
 def _shared_context(request: Request) -> dict[str, Any]:
-    settings = request.app.state.settings
+    settings = get_settings()
     if "session" not in request.scope:
         # The last-resort 500 handler runs outside the session middleware.
         return {"csrf_token": "", "current_user": None, "max_message_chars": 0}
@@ -56,8 +60,6 @@ _environment = jinja2.Environment(
 )
 _environment.filters["short_date"] = short_date
 _environment.filters["markdown"] = render_markdown_cached
-# Templates pick up one-shot form errors and notices where they show them (see sessions).
-_environment.globals["pop_flash"] = pop_flash
 templates = Jinja2Templates(env=_environment, context_processors=[_shared_context])
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from chat_ui.errors import SignInRequired
 from chat_ui.schemas import UserPublic
 from chat_ui.security import new_csrf_token
 
@@ -66,6 +67,29 @@ def session_token(request: Request) -> str | None:
 def session_expired(request: Request) -> bool:
     """A cookie came in but carried no valid session: too old or signed with another key."""
     return SESSION_COOKIE in request.cookies and not request.session
+
+
+def _next_path(request: Request) -> str | None:
+    return request.url.path if request.method == "GET" else None
+
+
+def claimed_session(request: Request) -> tuple[str, SessionUser]:
+    """The cookie's session token and the user it names, not yet checked with db-api.
+
+    Raises SignInRequired when the cookie carries no session.
+    """
+    token = session_token(request)
+    claimed = session_user(request)
+    if token is None or claimed is None:
+        raise SignInRequired(expired=session_expired(request), next_path=_next_path(request))
+    return token, claimed
+
+
+def session_ended(request: Request) -> SignInRequired:
+    """Forget a cookie whose session db-api no longer knows; answers the error to raise."""
+    # Signed out elsewhere, expired, or the account is gone.
+    sign_out(request)
+    return SignInRequired(expired=True, next_path=_next_path(request))
 
 
 def sign_in(request: Request, user: UserPublic, *, token: str) -> None:

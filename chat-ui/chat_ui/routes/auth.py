@@ -7,32 +7,23 @@ signing out (here, or everywhere) ends every copy of the cookie.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from chat_ui.deps import DbDep, OptionalUser, SettingsDep, client_ip
-from chat_ui.errors import SESSION_EXPIRED_MESSAGE, ChatUiError, InvalidInput, TooManyAttempts
+from chat_ui.errors import SESSION_EXPIRED_MESSAGE, ChatUiError, InvalidInput
 from chat_ui.forms import FormText, check_form
-from chat_ui.pages import json_error, render, see_other, wants_json
+from chat_ui.pages import render, see_other
 from chat_ui.schemas import UserPublic
 from chat_ui.security import safe_next_path
 from chat_ui.sessions import session_token, sign_in, sign_out
+from chat_ui.views import form_again, show_failure
 
 router = APIRouter(tags=["auth"])
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
-
-
-def login_url(*, next_path: str | None = None, expired: bool = False) -> str:
-    query = {}
-    if next_path and safe_next_path(next_path) == next_path:
-        query["next"] = next_path
-    if expired:
-        query["reason"] = "expired"
-    return "/login" + (f"?{urlencode(query)}" if query else "")
 
 
 def validate_signup(username: str, password: str, password_confirm: str) -> None:
@@ -45,24 +36,6 @@ def validate_signup(username: str, password: str, password_confirm: str) -> None
         raise InvalidInput(f"Passwords are {PASSWORD_MIN} to {PASSWORD_MAX} characters long.")
     if password != password_confirm:
         raise InvalidInput("The two passwords do not match.")
-
-
-def form_failed(
-    request: Request, template: str, context: dict[str, str], error: ChatUiError
-) -> Response:
-    """The form again, with what to fix and what was typed (never the password).
-
-    JSON instead for a script that asked for it, as everywhere in the app.
-    """
-    if wants_json(request):
-        response: Response = json_error(error)
-    else:
-        response = render(
-            request, template, {**context, "error": error.message}, status_code=error.status_code
-        )
-    if isinstance(error, TooManyAttempts):
-        response.headers["Retry-After"] = str(error.retry_after_seconds)
-    return response
 
 
 async def start_session(
@@ -97,7 +70,8 @@ async def sign_up(
         user = await db.create_user(username=username, password=password)
         await start_session(request, db, settings, user)
     except ChatUiError as error:
-        return form_failed(request, "signup.html", {"username": username}, error)
+        page = form_again(request, "signup.html", {"username": username})
+        return await show_failure(request, error, page)
     return see_other("/chats")
 
 
@@ -135,7 +109,8 @@ async def log_in(
         )
         await start_session(request, db, settings, user)
     except ChatUiError as error:
-        return form_failed(request, "login.html", {"username": username, "next": next}, error)
+        page = form_again(request, "login.html", {"username": username, "next": next})
+        return await show_failure(request, error, page)
     return see_other(safe_next_path(next))
 
 

@@ -9,26 +9,22 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup, escape
 
-from chat_ui.deps import CurrentUser, DbDep
+from chat_ui.deps import ChatPagesDep, CurrentUser, DbDep
 from chat_ui.errors import ChatUiError, InvalidInput
 from chat_ui.export import attachment_disposition, chat_as_json, chat_as_markdown
 from chat_ui.forms import FormText, check_form
 from chat_ui.pages import render, see_other
 from chat_ui.sessions import set_flash
+from chat_ui.views import CHAT_LIST_FLASH, rename_flash_key
 
 router = APIRouter(tags=["manage"])
 
 TITLE_MAX_CHARS = 200
 SEARCH_MAX_CHARS = 200
 SEARCH_RESULTS = 20
-CHAT_LIST_FLASH = "chat-list"
 # db-api marks the matched words of a snippet with these control characters.
 _MATCH = re.compile("\u0002(.*?)\u0003", re.DOTALL)
 _MARKERS = re.compile("[\u0002\u0003]")
-
-
-def rename_flash_key(chat_id: uuid.UUID) -> str:
-    return f"rename:{chat_id}"
 
 
 def validate_title(title: str) -> str:
@@ -90,10 +86,12 @@ async def delete_chat(
 
 
 @router.get("/search", response_class=HTMLResponse, summary="Search your chats")
-async def search(request: Request, user: CurrentUser, db: DbDep, q: str = "") -> Response:
+async def search(
+    request: Request, user: CurrentUser, db: DbDep, pages: ChatPagesDep, q: str = ""
+) -> Response:
     query = q.strip()
-    chats = await db.list_chats(user.id)
-    context: dict[str, object] = {"chats": chats, "chat": None, "query": query, "results": None}
+    view = await pages.load(None)  # for the sidebar
+    context = {**pages.sidebar_context(view.chats), "chat": None, "query": query, "results": None}
     if not query:
         return render(request, "search.html", context)
     try:
