@@ -1,8 +1,10 @@
 """Every failure a user can act on: one exception type each, with its status and human message.
 
-Routes raise these; forms catch the ones they can show inline, and the exception
-handlers in `main` render the rest as a friendly page. The wording lives here only,
-including what db-api's validation problems mean to a person (`db_api_problem_message`).
+Routes (and their form check) raise these; one exception handler shows each on the
+page the route declared for its failures, the form again for instance, or else on the
+friendly error page (views.show_route_failure, registered in `main`). The wording
+lives here only, including what db-api's validation problems mean to a person
+(`db_api_problem_message`).
 """
 
 # ruff: noqa: N818

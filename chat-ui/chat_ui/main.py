@@ -23,10 +23,10 @@ from chat_ui.head_requests import HeadAsGet
 from chat_ui.lm_client import LmClient
 from chat_ui.middleware import SecurityHeadersMiddleware
 from chat_ui.page_cache import PageCache
-from chat_ui.pages import STATIC_DIR, see_other
+from chat_ui.pages import STATIC_DIR
 from chat_ui.routes import auth, chats, health, manage, messages
 from chat_ui.sessions import SESSION_COOKIE
-from chat_ui.views import error_page, login_url, show_failure
+from chat_ui.views import error_page, show_failure, show_route_failure, sign_in_redirect
 
 logger = logging.getLogger("chat_ui")
 
@@ -84,12 +84,13 @@ async def show_error(request: Request, error: ChatUiError) -> Response:
 
 @app.exception_handler(SignInRequired)
 async def redirect_to_sign_in(request: Request, error: SignInRequired) -> Response:
-    return see_other(login_url(next_path=error.next_path, expired=error.expired))
+    return sign_in_redirect(error)
 
 
 @app.exception_handler(ChatUiError)
-async def show_error_page(request: Request, error: ChatUiError) -> Response:
-    return await show_error(request, error)
+async def show_failure_page(request: Request, error: ChatUiError) -> Response:
+    """Every failure a route raises, its form check's too, on the page the route declared."""
+    return await show_route_failure(request, error)
 
 
 @app.exception_handler(StarletteHTTPException)

@@ -4,9 +4,11 @@ Routes decide what happens; this module decides how the outcome is shown:
 
 - JSON or HTML is chosen in one place, `json_or_page`: the page's script asks for JSON
   (`Accept: application/json`), a plain form gets a page or a redirect.
-- Every failure a route answers goes through `show_failure`, with the page that shows
-  it: the form again (`form_again`), the chat page again with the typed text
-  (`ChatPages.again`), a notice on the chat (`notice_on_chat`) or the error page.
+- Every failure a route answers is raised, and one exception handler,
+  `show_route_failure`, shows it through `show_failure` with the page the route
+  declared (`dependencies=[failure_page(...)]`), made for the request: the form again
+  (`form_again`), the chat page again with the typed text (`ChatPages.again`), a
+  notice on the chat (`notice_on_chat`); the error page for a route that declares none.
 - Every page that shows a chat or the chat list (the chat pages, their offline
   fallback, the search page's sidebar) loads it with `ChatPages.load`: one db-api
   request, which also checks the session.
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import Request
+from fastapi import Depends, Request, params
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from chat_ui.conversation import (
@@ -42,9 +44,11 @@ from chat_ui.errors import (
     ChatUiError,
     DatabaseUnavailable,
     MalformedForm,
+    PageNotFound,
     SignInRequired,
     TooManyAttempts,
 )
+from chat_ui.forms import submitted_form
 from chat_ui.generation import GenerationRegistry
 from chat_ui.page_cache import CSRF_MARKER, REQUEST_ID_MARKER, PageCache, fill
 from chat_ui.pages import json_error, render, render_html, see_other, wants_json
@@ -111,6 +115,9 @@ def redirect_to(url: str) -> Page:
     return redirect
 
 
+# Failures
+
+
 async def show_failure(request: Request, error: ChatUiError, page: FailurePage) -> Response:
     """The one way a failure is answered: JSON for the script, else `page`.
 
@@ -124,6 +131,38 @@ async def show_failure(request: Request, error: ChatUiError, page: FailurePage) 
     return response
 
 
+def failure_page(make: Callable[..., FailurePage | Awaitable[FailurePage]]) -> params.Depends:
+    """A route's dependency: `make` (a dependency itself) makes the page for its failures.
+
+    `CsrfCheckedRoute` solves it before the form check, so a stale or malformed form
+    shows on it like any other failure of the route. Making the page does nothing else.
+    """
+
+    async def keep_failure_page(request: Request, page: FailurePage = Depends(make)) -> None:
+        request.state.failure_page = page
+
+    return params.Depends(keep_failure_page)
+
+
+def sign_in_redirect(error: SignInRequired) -> Response:
+    return see_other(login_url(next_path=error.next_path, expired=error.expired))
+
+
+async def show_route_failure(request: Request, error: ChatUiError) -> Response:
+    """The exception handler for every failure a route raises: its failure page, or the error page.
+
+    A failure page that raises (the failure, or one met while showing it) hands that
+    error to the error page, or to sign-in.
+    """
+    page: FailurePage = getattr(request.state, "failure_page", None) or error_page(request)
+    try:
+        return await show_failure(request, error, page)
+    except SignInRequired as signed_out:
+        return sign_in_redirect(signed_out)
+    except ChatUiError as shown_instead:
+        return await show_failure(request, shown_instead, error_page(request))
+
+
 def error_page(request: Request) -> FailurePage:
     """The app's error page (the exception handlers' page)."""
 
@@ -133,22 +172,46 @@ def error_page(request: Request) -> FailurePage:
     return page
 
 
-def form_again(request: Request, template: str, typed: dict[str, str]) -> FailurePage:
-    """The form again, with what to fix and what was typed (never the password)."""
+def form_again(
+    template: str, *, keep: tuple[str, ...]
+) -> Callable[[Request], Awaitable[FailurePage]]:
+    """The form again, with what to fix and the `keep` fields as typed (never the password)."""
 
-    async def page(error: ChatUiError) -> Response:
-        context = {**typed, "error": error.message}
-        return render(request, template, context, status_code=error.status_code)
+    async def make(request: Request) -> FailurePage:
+        form = await submitted_form(request)
+        typed = {name: form.get(name, "").strip() for name in keep}
 
-    return page
+        async def page(error: ChatUiError) -> Response:
+            context = {**typed, "error": error.message}
+            return render(request, template, context, status_code=error.status_code)
+
+        return page
+
+    return make
 
 
-def notice_on_chat(request: Request, chat_id: uuid.UUID) -> FailurePage:
-    """Back to the chat, which shows the message once (after the POST-redirect-GET)."""
+def chat_id_in_path(request: Request) -> uuid.UUID | None:
+    """The chat the URL names, if any; a malformed id names a page that does not exist.
+
+    Read from the URL, not as a path parameter: FastAPI validates those only after the
+    dependencies, the form check among them.
+    """
+    value = request.path_params.get("chat_id")
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise PageNotFound() from None
+
+
+def notice_on_chat(request: Request) -> FailurePage:
+    """Back to the URL's chat, which shows the message once (after the POST-redirect-GET)."""
+    chat_id = chat_id_in_path(request)
 
     async def page(error: ChatUiError) -> Response:
         # A form no page of ours sends gets its 400 where it was sent, not a notice.
-        if isinstance(error, ChatNotFound | SignInRequired | MalformedForm):
+        if chat_id is None or isinstance(error, ChatNotFound | SignInRequired | MalformedForm):
             raise error
         set_notice(request, chat_id=chat_id, message=error.message)
         return see_other(chat_url(chat_id, latest=True))

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from chat_ui.deps import DbDep, OptionalUser, SettingsDep, client_ip
 from chat_ui.errors import SESSION_EXPIRED_MESSAGE, ChatUiError, InvalidInput
-from chat_ui.forms import FormText, check_form
+from chat_ui.forms import FormRouter, FormText
 from chat_ui.pages import render, see_other
 from chat_ui.schemas import UserPublic
 from chat_ui.security import safe_next_path
 from chat_ui.sessions import session_token, sign_in, sign_out
-from chat_ui.views import form_again, show_failure
+from chat_ui.views import FailurePage, failure_page, form_again
 
-router = APIRouter(tags=["auth"])
+router = FormRouter(tags=["auth"])
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
@@ -53,7 +53,12 @@ async def signup_page(request: Request, user: OptionalUser) -> Response:
     return render(request, "signup.html", {"username": ""})
 
 
-@router.post("/signup", response_class=HTMLResponse, summary="Create an account")
+@router.post(
+    "/signup",
+    response_class=HTMLResponse,
+    summary="Create an account",
+    dependencies=[failure_page(form_again("signup.html", keep=("username",)))],
+)
 async def sign_up(
     request: Request,
     db: DbDep,
@@ -61,17 +66,11 @@ async def sign_up(
     username: FormText = "",
     password: FormText = "",
     password_confirm: FormText = "",
-    csrf_token: FormText = "",
 ) -> Response:
     username = username.strip()
-    try:
-        await check_form(request, csrf_token)
-        validate_signup(username, password, password_confirm)
-        user = await db.create_user(username=username, password=password)
-        await start_session(request, db, settings, user)
-    except ChatUiError as error:
-        page = form_again(request, "signup.html", {"username": username})
-        return await show_failure(request, error, page)
+    validate_signup(username, password, password_confirm)
+    user = await db.create_user(username=username, password=password)
+    await start_session(request, db, settings, user)
     return see_other("/chats")
 
 
@@ -89,7 +88,12 @@ async def login_page(
     return render(request, "login.html", context)
 
 
-@router.post("/login", response_class=HTMLResponse, summary="Sign in")
+@router.post(
+    "/login",
+    response_class=HTMLResponse,
+    summary="Sign in",
+    dependencies=[failure_page(form_again("login.html", keep=("username", "next")))],
+)
 async def log_in(
     request: Request,
     db: DbDep,
@@ -97,35 +101,41 @@ async def log_in(
     username: FormText = "",
     password: FormText = "",
     next: FormText = "",
-    csrf_token: FormText = "",
 ) -> Response:
     username = username.strip()
-    try:
-        await check_form(request, csrf_token)
-        if not username or not password:
-            raise InvalidInput("Enter your username and password.")
-        user = await db.verify_user(
-            username=username, password=password, client_ip=client_ip(request)
-        )
-        await start_session(request, db, settings, user)
-    except ChatUiError as error:
-        page = form_again(request, "login.html", {"username": username, "next": next})
-        return await show_failure(request, error, page)
+    if not username or not password:
+        raise InvalidInput("Enter your username and password.")
+    user = await db.verify_user(username=username, password=password, client_ip=client_ip(request))
+    await start_session(request, db, settings, user)
     return see_other(safe_next_path(next))
 
 
-@router.post("/logout", summary="Sign out (this browser, or with `everywhere` every device)")
+def sign_in_page_when_signed_out(request: Request) -> FailurePage:
+    """Someone already signed out (or expired) has nothing to protect; just show sign-in.
+
+    A signed-in session's failure (a stale form, db-api down) gets the error page, and
+    the cookie stays, so the person can try again.
+    """
+
+    async def page(error: ChatUiError) -> Response:
+        if session_token(request) is not None:
+            raise error
+        sign_out(request)
+        return see_other("/login")
+
+    return page
+
+
+@router.post(
+    "/logout",
+    summary="Sign out (this browser, or with `everywhere` every device)",
+    dependencies=[failure_page(sign_in_page_when_signed_out)],
+)
 async def log_out(
-    request: Request,
-    db: DbDep,
-    user: OptionalUser,
-    csrf_token: FormText = "",
-    everywhere: FormText = "",
+    request: Request, db: DbDep, user: OptionalUser, everywhere: FormText = ""
 ) -> RedirectResponse:
     token = session_token(request)
-    # Someone already signed out (or expired) has nothing to protect; just show sign-in.
     if token is not None:
-        await check_form(request, csrf_token)
         if everywhere and user is not None:
             await db.end_all_sessions(user.id)
         # Ended in db-api before the cookie is dropped: if db-api is down the error page

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from chat_ui.conversation import validate_message
 from chat_ui.deps import ChatPagesDep, ConversationDep, SettingsDep
-from chat_ui.errors import ChatUiError
-from chat_ui.forms import FormText, check_form
+from chat_ui.errors import InvalidInput
+from chat_ui.forms import FormRouter, FormText
 from chat_ui.pages import see_other
 from chat_ui.sessions import session_user
-from chat_ui.views import chat_started, reply_started, show_failure
+from chat_ui.views import FailurePage, chat_id_in_path, chat_started, failure_page, reply_started
 
-router = APIRouter(tags=["chats"])
+router = FormRouter(tags=["chats"])
 
 
 def form_request_id(value: str) -> uuid.UUID | None:
@@ -31,6 +31,28 @@ def form_request_id(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
+
+
+def message_box_again(
+    request: Request,
+    pages: ChatPagesDep,
+    settings: SettingsDep,
+    content: FormText = "",
+    request_id: FormText = "",
+) -> FailurePage:
+    """A failed send: the chat page again, saying why, with the typed text kept.
+
+    Kept as it would be stored (trimmed) when it passed the checks, else as typed, for
+    the person to fix. The same request id goes back with the form: sending it again
+    finds the chat or the message if it was stored after all.
+    """
+    try:
+        draft = validate_message(content, max_chars=settings.max_message_chars)
+    except InvalidInput:
+        draft = content
+    return pages.again(
+        chat_id=chat_id_in_path(request), draft=draft, request_id=form_request_id(request_id)
+    )
 
 
 @router.get("/", summary="Home: the chats when signed in, else sign-in")
@@ -43,27 +65,21 @@ async def chats_page(pages: ChatPagesDep) -> Response:
     return await pages.show(None)
 
 
-@router.post("/chats", summary="Start a chat, optionally with its first message")
+@router.post(
+    "/chats",
+    summary="Start a chat, optionally with its first message",
+    dependencies=[failure_page(message_box_again)],
+)
 async def create_chat(
     request: Request,
     settings: SettingsDep,
     conversation: ConversationDep,
-    pages: ChatPagesDep,
     content: FormText = "",
-    csrf_token: FormText = "",
     request_id: FormText = "",
 ) -> Response:
-    form_id = form_request_id(request_id)
-    try:
-        await check_form(request, csrf_token)
-        if content.strip():
-            content = validate_message(content, max_chars=settings.max_message_chars)
-        started = await conversation.start_chat(content, request_id=form_id)
-    except ChatUiError as error:
-        # The same request id goes back with the form: sending it again finds the chat
-        # if it was made after all.
-        page = pages.again(chat_id=None, draft=content, request_id=form_id)
-        return await show_failure(request, error, page)
+    if content.strip():
+        content = validate_message(content, max_chars=settings.max_message_chars)
+    started = await conversation.start_chat(content, request_id=form_request_id(request_id))
     return await chat_started(request, started)
 
 
@@ -72,24 +88,20 @@ async def chat_page(chat_id: uuid.UUID, pages: ChatPagesDep) -> Response:
     return await pages.show(chat_id)
 
 
-@router.post("/chats/{chat_id}/messages", summary="Send a message and start the reply")
+@router.post(
+    "/chats/{chat_id}/messages",
+    summary="Send a message and start the reply",
+    dependencies=[failure_page(message_box_again)],
+)
 async def send_message(
     request: Request,
     chat_id: uuid.UUID,
     settings: SettingsDep,
     conversation: ConversationDep,
-    pages: ChatPagesDep,
     content: FormText = "",
-    csrf_token: FormText = "",
     request_id: FormText = "",
 ) -> Response:
-    form_id = form_request_id(request_id)
-    try:
-        await check_form(request, csrf_token)
-        content = validate_message(content, max_chars=settings.max_message_chars)
-        chat = await conversation.get_chat(chat_id)
-        started = await conversation.send_message(chat, content, request_id=form_id)
-    except ChatUiError as error:
-        page = pages.again(chat_id=chat_id, draft=content, request_id=form_id)
-        return await show_failure(request, error, page)
+    content = validate_message(content, max_chars=settings.max_message_chars)
+    chat = await conversation.get_chat(chat_id)
+    started = await conversation.send_message(chat, content, request_id=form_request_id(request_id))
     return await reply_started(request, started)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from chat_ui.deps import DbDep, LmDep
+from chat_ui.forms import FormRouter
 
-router = APIRouter(prefix="/health", tags=["health"])
+router = FormRouter(prefix="/health", tags=["health"])
 
 
 @router.get("", summary="Liveness: the process answers")

@@ -5,19 +5,19 @@ from __future__ import annotations
 import re
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup, escape
 
 from chat_ui.deps import ChatPagesDep, CurrentUser, DbDep
 from chat_ui.errors import ChatUiError, InvalidInput
 from chat_ui.export import attachment_disposition, chat_as_json, chat_as_markdown
-from chat_ui.forms import FormText, check_form
+from chat_ui.forms import FormRouter, FormText
 from chat_ui.pages import render, see_other
 from chat_ui.sessions import set_flash
 from chat_ui.views import CHAT_LIST_FLASH, rename_flash_key
 
-router = APIRouter(tags=["manage"])
+router = FormRouter(tags=["manage"])
 
 TITLE_MAX_CHARS = 200
 SEARCH_MAX_CHARS = 200
@@ -51,9 +51,7 @@ async def rename_chat(
     user: CurrentUser,
     db: DbDep,
     title: FormText = "",
-    csrf_token: FormText = "",
 ) -> Response:
-    await check_form(request, csrf_token)
     try:
         await db.rename_chat(user.id, chat_id, title=validate_title(title))
     except InvalidInput as error:
@@ -73,13 +71,8 @@ async def confirm_delete(
 
 @router.post("/chats/{chat_id}/delete", summary="Delete a chat and its messages")
 async def delete_chat(
-    request: Request,
-    chat_id: uuid.UUID,
-    user: CurrentUser,
-    db: DbDep,
-    csrf_token: FormText = "",
+    request: Request, chat_id: uuid.UUID, user: CurrentUser, db: DbDep
 ) -> Response:
-    await check_form(request, csrf_token)
     await db.delete_chat(user.id, chat_id)
     set_flash(request, CHAT_LIST_FLASH, notice="Chat deleted.")
     return see_other("/chats")

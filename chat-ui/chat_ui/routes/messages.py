@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from chat_ui.conversation import Conversation, StartedReply, validate_message
@@ -19,20 +19,19 @@ from chat_ui.deps import (
     SettingsDep,
     SignedInUser,
 )
-from chat_ui.errors import ChatUiError
-from chat_ui.forms import FormText, check_form
+from chat_ui.forms import FormRouter, FormText
 from chat_ui.reply_events import live_events, polled_events
 from chat_ui.schemas import ChatDetail
 from chat_ui.views import (
     chat_url,
+    failure_page,
     json_or_page,
     notice_on_chat,
     redirect_to,
     reply_started,
-    show_failure,
 )
 
-router = APIRouter(tags=["messages"])
+router = FormRouter(tags=["messages"])
 
 STREAM_HEADERS = {
     "Cache-Control": "no-cache",
@@ -63,18 +62,15 @@ async def stream_reply(
     return StreamingResponse(events, media_type="text/event-stream", headers=STREAM_HEADERS)
 
 
-@router.post("/chats/{chat_id}/stop", summary="Stop the reply being written; keep its text")
+@router.post(
+    "/chats/{chat_id}/stop",
+    summary="Stop the reply being written; keep its text",
+    dependencies=[failure_page(notice_on_chat)],
+)
 async def stop_reply(
-    request: Request,
-    chat_id: uuid.UUID,
-    conversation: ConversationDep,
-    csrf_token: FormText = "",
+    request: Request, chat_id: uuid.UUID, conversation: ConversationDep
 ) -> Response:
-    try:
-        await check_form(request, csrf_token)
-        await conversation.stop(chat_id)
-    except ChatUiError as error:
-        return await show_failure(request, error, notice_on_chat(request, chat_id))
+    await conversation.stop(chat_id)
     done = redirect_to(chat_url(chat_id, latest=True))
     return await json_or_page(request, json=Response(status_code=204), page=done)
 
@@ -82,49 +78,49 @@ async def stop_reply(
 async def reply_again(
     request: Request,
     chat_id: uuid.UUID,
-    csrf_token: str,
     conversation: Conversation,
     start: Callable[[Conversation, ChatDetail], Awaitable[StartedReply]],
 ) -> Response:
-    """Retry or regenerate (`start`): the form checked, the chat read, the reply started."""
-    try:
-        await check_form(request, csrf_token)
-        chat = await conversation.get_chat(chat_id)
-        started = await start(conversation, chat)
-    except ChatUiError as error:
-        return await show_failure(request, error, notice_on_chat(request, chat_id))
-    return await reply_started(request, started)
+    """Retry or regenerate (`start`): the chat read, the reply started."""
+    chat = await conversation.get_chat(chat_id)
+    return await reply_started(request, await start(conversation, chat))
 
 
-@router.post("/chats/{chat_id}/retry", summary="Answer the last message whose reply failed")
+@router.post(
+    "/chats/{chat_id}/retry",
+    summary="Answer the last message whose reply failed",
+    dependencies=[failure_page(notice_on_chat)],
+)
 async def retry_reply(
-    request: Request, chat_id: uuid.UUID, conversation: ConversationDep, csrf_token: FormText = ""
+    request: Request, chat_id: uuid.UUID, conversation: ConversationDep
 ) -> Response:
-    return await reply_again(request, chat_id, csrf_token, conversation, Conversation.retry_reply)
+    return await reply_again(request, chat_id, conversation, Conversation.retry_reply)
 
 
-@router.post("/chats/{chat_id}/regenerate", summary="Write the last reply again")
+@router.post(
+    "/chats/{chat_id}/regenerate",
+    summary="Write the last reply again",
+    dependencies=[failure_page(notice_on_chat)],
+)
 async def regenerate_reply(
-    request: Request, chat_id: uuid.UUID, conversation: ConversationDep, csrf_token: FormText = ""
+    request: Request, chat_id: uuid.UUID, conversation: ConversationDep
 ) -> Response:
-    start = Conversation.regenerate_reply
-    return await reply_again(request, chat_id, csrf_token, conversation, start)
+    return await reply_again(request, chat_id, conversation, Conversation.regenerate_reply)
 
 
-@router.post("/chats/{chat_id}/edit", summary="Change the last message and reply again")
+@router.post(
+    "/chats/{chat_id}/edit",
+    summary="Change the last message and reply again",
+    dependencies=[failure_page(notice_on_chat)],
+)
 async def edit_message(
     request: Request,
     chat_id: uuid.UUID,
     settings: SettingsDep,
     conversation: ConversationDep,
     content: FormText = "",
-    csrf_token: FormText = "",
 ) -> Response:
-    try:
-        await check_form(request, csrf_token)
-        content = validate_message(content, max_chars=settings.max_message_chars)
-        chat = await conversation.get_chat(chat_id)
-        started = await conversation.edit_last_message(chat, content)
-    except ChatUiError as error:
-        return await show_failure(request, error, notice_on_chat(request, chat_id))
+    content = validate_message(content, max_chars=settings.max_message_chars)
+    chat = await conversation.get_chat(chat_id)
+    started = await conversation.edit_last_message(chat, content)
     return await reply_started(request, started)
