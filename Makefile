@@ -10,19 +10,19 @@ help:  ## list the targets
 run:  ## install what is missing, start the whole app on http://127.0.0.1:8080
 	native/run.sh
 
-test:  ## install what is missing, then lint and run all four test tiers (needs root for Docker)
+test:  ## install what is missing, then lint and run every test tier (needs root for Docker)
 	native/bootstrap.sh --with-tests
 	docker/prepare.sh --timings
 	$(MAKE) lint
-	$(PYTHON) -m pytest tests/unit tests/db_api tests/lm_api tests/chat_ui tests/e2e tests/compose
+	$(PYTHON) -m pytest tests/unit tests/inprocess tests/db_api tests/lm_api tests/chat_ui tests/e2e tests/compose
 
-test-native:  ## tiers 1-3 only: unit, integration, browser (no Docker)
+test-native:  ## tiers 1-3 only: unit, in-process, integration, browser (no Docker)
 	native/bootstrap.sh --with-tests
 	$(MAKE) lint
 	$(PYTHON) -m pytest
 
-test-quick:  ## unit tests only (no services)
-	$(PYTHON) -m pytest tests/unit
+test-quick:  ## unit and in-process tests (no services; under a minute)
+	$(PYTHON) -m pytest tests/unit tests/inprocess
 
 test-compose:  ## tier 4 only: Docker engine + stand-in images, the real compose.yml end to end
 	native/bootstrap.sh --with-tests

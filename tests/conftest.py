@@ -1,4 +1,4 @@
-"""Session-wide fixtures: real services, started once, shared by the test tiers.
+"""Session-wide fixtures: real services, started once, and chat-ui's app in-process.
 
 Each support module exports its fixtures through ``__all__``; importing them here
 makes them visible to every test under ``tests/``.
@@ -11,12 +11,14 @@ import pytest
 from tests.support.browser import *  # noqa: F403
 from tests.support.chat_ui import *  # noqa: F403
 from tests.support.db_api import *  # noqa: F403
+from tests.support.inprocess import *  # noqa: F403
 from tests.support.llama import *  # noqa: F403
 from tests.support.nginx import *  # noqa: F403
 from tests.support.postgres import *  # noqa: F403
 
 TIER_BY_DIRECTORY = {
     "unit": "unit",
+    "inprocess": "inprocess",
     "db_api": "integration",
     "lm_api": "integration",
     "chat_ui": "integration",

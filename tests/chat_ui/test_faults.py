@@ -3,7 +3,7 @@ restarted under load.
 
 Each test starts the parts it breaks (a llama.cpp server, or a PostgreSQL cluster with
 its own db-api), so the shared session services are never disturbed. db-api down
-(tests/chat_ui/test_chats.py) and chat-ui down behind nginx (tests/e2e/test_nginx.py)
+(tests/inprocess/test_chats.py) and chat-ui down behind nginx (tests/e2e/test_nginx.py)
 are covered where those services are tested. Figures go to test-artifacts/reliability/.
 """
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import secrets
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -20,11 +22,24 @@ __all__ = [
     "db_api",
     "db_api_client",
     "db_api_env",
+    "db_api_in_process",
     "run_migrations",
     "start_db_api",
 ]
 
 ALEMBIC_INI = REPO_ROOT / "db-api" / "alembic.ini"
+# The session db-api's database; the in-process app (db_api_asgi_client) shares it.
+SESSION_DATABASE = "db_api_tests"
+# What db-api reads from its environment to reach PostgreSQL and check callers.
+DB_API_VARIABLES = (
+    "POSTGRES_HOST",
+    "POSTGRES_PORT",
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "POSTGRES_DB",
+    "SERVICE_TOKEN",
+    "APP_ENV",
+)
 
 
 def db_api_env(
@@ -109,7 +124,7 @@ class DbApiServer:
 @pytest.fixture(scope="session")
 def db_api(postgres: PostgresCluster) -> Iterator[DbApiServer]:
     """The session's db-api, on its own fresh database."""
-    database = "db_api_tests"
+    database = SESSION_DATABASE
     database_url = postgres.create_database(database)
     token = secrets.token_urlsafe(32)
     port = free_port()
@@ -130,3 +145,41 @@ def db_api_client(db_api: DbApiServer) -> Iterator[httpx.Client]:
     """An HTTP client for the session's db-api that already sends the service token."""
     with httpx.Client(base_url=db_api.url, headers=auth_headers(db_api.service_token)) as client:
         yield client
+
+
+@contextmanager
+def db_api_in_process(db_api: DbApiServer, postgres: PostgresCluster) -> Iterator[httpx.Client]:
+    """db-api's app in the test process (its real lifespan), on the session db-api's database.
+
+    A Starlette TestClient that sends the service token: the same routes and the same
+    data as `db_api_client`, without the HTTP hop, and with a failing route's traceback
+    in the test's own output. The environment is db-api's only while its settings are
+    read; those settings and the engine made from them are forgotten afterwards.
+    """
+    from db_api import config, db
+
+    with warnings.catch_warnings():
+        # Starlette 1.x prefers httpx2 for its TestClient; httpx is what the tiers use.
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+        from starlette.testclient import TestClient
+
+    env = db_api_env(
+        postgres=postgres, database=SESSION_DATABASE, service_token=db_api.service_token
+    )
+    cached = (config.get_settings, db.get_engine, db.get_session_factory)
+    for function in cached:
+        function.cache_clear()
+    with pytest.MonkeyPatch.context() as patch:
+        for name in DB_API_VARIABLES:
+            patch.setenv(name, env[name])
+        config.get_settings()
+    from db_api.main import app
+
+    try:
+        with TestClient(
+            app, base_url="http://db-api.inprocess", headers=auth_headers(db_api.service_token)
+        ) as client:
+            yield client
+    finally:
+        for function in cached:
+            function.cache_clear()

@@ -23,8 +23,11 @@ CLIENT_TIMEOUT = httpx.Timeout(300.0, connect=5.0)
 class Browser:
     """An httpx client that keeps cookies, follows redirects and fills in the CSRF token."""
 
-    def __init__(self, base_url: str) -> None:
-        self.http = httpx.Client(base_url=base_url, follow_redirects=True, timeout=CLIENT_TIMEOUT)
+    def __init__(self, base_url: str = "", *, http: httpx.Client | None = None) -> None:
+        """A browser on `base_url`, or on `http` (e.g. the in-process tier's TestClient)."""
+        self.http = http or httpx.Client(
+            base_url=base_url, follow_redirects=True, timeout=CLIENT_TIMEOUT
+        )
         self.username = ""
         self.password = ""
 

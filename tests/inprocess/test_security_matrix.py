@@ -2,21 +2,20 @@
 
 Routes come from the app itself, so a new route that is in neither table below makes
 `test_every_route_is_classified` fail until someone decides how it is protected.
+db-api's own scoping (every query by its owner) is checked against PostgreSQL in
+tests/db_api/test_authorization_matrix.py; this is chat-ui's half: that it asks for
+Bob, answers 404 without a word of Alice's, and changes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from chat_ui.main import app
-from tests.support.chat_ui import ChatUiServer
-from tests.support.db_api import DbApiServer
-from tests.support.factories import add_message, auth_headers, create_turn, user_headers
-from tests.support.forms import Browser, user_id_of
+from tests.support.forms import Browser
+from tests.support.inprocess import InProcessApp
 from tests.support.routes import route_table
 
 SECRET = "alice-private-words"
@@ -54,35 +53,28 @@ STATE_CHANGING = {route for route in route_table(app) if route[0] not in ("GET",
 
 
 @pytest.fixture
-def alice_and_bob(chat_ui: ChatUiServer, db_api: DbApiServer) -> Iterator[dict[str, Any]]:
-    alice, bob = Browser(chat_ui.url), Browser(chat_ui.url)
-    try:
-        alice.sign_up()
-        bob.sign_up()
-        alice_id = user_id_of(db_api, alice)
-        chat_id = alice.new_chat()
-        with httpx.Client(base_url=db_api.url, headers=auth_headers(db_api.service_token)) as db:
-            add_message(db, user_id=alice_id, chat_id=chat_id, content=SECRET)
-            reply = create_turn(db, user_id=alice_id, chat_id=chat_id, content=SECRET)["reply"]
-            yield {
-                "alice": alice,
-                "bob": bob,
-                "alice_id": alice_id,
-                "chat_id": chat_id,
-                "reply_id": reply["id"],
-                "db": db,
-            }
-    finally:
-        alice.close()
-        bob.close()
+def alice_and_bob(inprocess: InProcessApp) -> dict[str, Any]:
+    alice, bob = inprocess.browser(), inprocess.browser()
+    alice.sign_up()
+    bob.sign_up()
+    alice_id = inprocess.user_id(alice)
+    chat_id = alice.new_chat()
+    db = inprocess.db
+    inprocess.call(db.add_message, alice_id, chat_id, content=SECRET)
+    turn = inprocess.call(db.start_turn, alice_id, chat_id, content=SECRET)
+    return {
+        "alice": alice,
+        "bob": bob,
+        "alice_id": alice_id,
+        "chat_id": chat_id,
+        "reply_id": turn["reply"]["id"],
+        "app": inprocess,
+    }
 
 
 def alice_chat(world: dict[str, Any]) -> Any:
-    response = world["db"].get(
-        f"/chats/{world['chat_id']}", headers=user_headers(world["alice_id"])
-    )
-    assert response.status_code == 200
-    return response.json()
+    inprocess: InProcessApp = world["app"]
+    return inprocess.stored_chat(world["alice"], world["chat_id"])
 
 
 def test_every_route_is_classified() -> None:

@@ -8,24 +8,15 @@ the app, so a new form route or field is covered as soon as it exists.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from chat_ui.errors import MalformedForm
 from chat_ui.main import app
-from tests.support.chat_ui import ChatUiServer
-from tests.support.db_api import DbApiServer
-from tests.support.factories import (
-    DEFAULT_PASSWORD,
-    add_message,
-    auth_headers,
-    unique_username,
-    user_headers,
-)
-from tests.support.forms import Browser, textarea_text, user_id_of
+from tests.support.factories import DEFAULT_PASSWORD, unique_username
+from tests.support.forms import Browser, textarea_text
+from tests.support.inprocess import InProcessApp
 from tests.support.routes import body_fields, route_table
 from tests.support.sse import JSON
 
@@ -52,36 +43,28 @@ HUMAN_WORDS = MalformedForm.message
 
 
 @pytest.fixture
-def alice(chat_ui: ChatUiServer, db_api: DbApiServer) -> Iterator[dict[str, Any]]:
+def alice(inprocess: InProcessApp) -> dict[str, Any]:
     """A signed-in user with a chat that every chat route could change."""
-    browser = Browser(chat_ui.url)
-    try:
-        browser.sign_up()
-        user_id = user_id_of(db_api, browser)
-        chat_id = browser.new_chat()
-        with httpx.Client(base_url=db_api.url, headers=auth_headers(db_api.service_token)) as db:
-            add_message(db, user_id=user_id, chat_id=chat_id, content="A question")
-            add_message(db, user_id=user_id, chat_id=chat_id, content="An answer", role="assistant")
-            yield {"browser": browser, "user_id": user_id, "chat_id": chat_id, "db": db}
-    finally:
-        browser.close()
+    browser = inprocess.browser()
+    browser.sign_up()
+    user_id = inprocess.user_id(browser)
+    chat_id = browser.new_chat()
+    db = inprocess.db
+    inprocess.call(db.add_message, user_id, chat_id, content="A question")
+    inprocess.call(db.add_message, user_id, chat_id, content="An answer", role="assistant")
+    return {"browser": browser, "user_id": user_id, "chat_id": chat_id, "app": inprocess}
 
 
 def everything_stored(world: dict[str, Any]) -> Any:
     """The user's chats with all their messages, as db-api has them."""
-    db: httpx.Client = world["db"]
-    headers = user_headers(world["user_id"])
-    chats = db.get("/chats", headers=headers).json()["items"]
-    return [db.get(f"/chats/{chat['id']}", headers=headers).json() for chat in chats]
+    inprocess: InProcessApp = world["app"]
+    return inprocess.everything_stored(world["browser"])
 
 
-def account_exists(db_api: DbApiServer, username: str) -> bool:
-    response = httpx.post(
-        f"{db_api.url}/users/verify",
-        json={"username": username, "password": DEFAULT_PASSWORD},
-        headers=auth_headers(db_api.service_token),
+def account_exists(inprocess: InProcessApp, username: str) -> bool:
+    return inprocess.call(
+        lambda: any(user.username == username for user in inprocess.db.users.values())
     )
-    return response.status_code == 200
 
 
 def test_every_form_field_has_a_typed_value() -> None:
@@ -93,11 +76,7 @@ def test_every_form_field_has_a_typed_value() -> None:
 @pytest.mark.parametrize("caller", ["form", "script"])
 @pytest.mark.parametrize(("route", "field"), FILE_IN_FIELD)
 def test_a_file_part_in_any_form_field_is_refused(
-    alice: dict[str, Any],
-    db_api: DbApiServer,
-    route: tuple[str, str],
-    field: str,
-    caller: str,
+    alice: dict[str, Any], route: tuple[str, str], field: str, caller: str
 ) -> None:
     browser: Browser = alice["browser"]
     method, template = route
@@ -119,7 +98,7 @@ def test_a_file_part_in_any_form_field_is_refused(
         assert response.headers["content-type"].startswith("text/html")
         assert HUMAN_WORDS in response.text
     assert everything_stored(alice) == before
-    assert not account_exists(db_api, TYPED["username"])
+    assert not account_exists(alice["app"], TYPED["username"])
     assert browser.http.get("/chats", follow_redirects=False).status_code == 200
 
 

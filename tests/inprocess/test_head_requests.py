@@ -9,9 +9,8 @@ import httpx
 import pytest
 
 from chat_ui.main import app
-from tests.support.chat_ui import ChatUiServer
-from tests.support.db_api import DbApiServer
-from tests.support.forms import Browser, stored_chat
+from tests.support.forms import Browser
+from tests.support.inprocess import InProcessApp
 from tests.support.routes import route_table
 
 GET_ROUTES = sorted(path for method, path in route_table(app) if method == "GET")
@@ -28,10 +27,10 @@ def comparable(headers: httpx.Headers) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def own_chat(signed_in: Browser, db_api: DbApiServer) -> tuple[str, int]:
+def own_chat(signed_in: Browser, inprocess: InProcessApp) -> tuple[str, int]:
     """The signed-in user's chat and its finished opening reply (a stream that ends at once)."""
     chat_id = signed_in.new_chat()
-    reply = stored_chat(db_api, signed_in, chat_id)["messages"][-1]
+    reply = inprocess.stored_chat(signed_in, chat_id)["messages"][-1]
     assert reply["status"] == "complete"
     return chat_id, reply["id"]
 
@@ -56,13 +55,11 @@ def test_head_answers_like_get_signed_in(
 
 @pytest.mark.parametrize("template", GET_ROUTES)
 def test_head_answers_like_get_signed_out(
-    chat_ui: ChatUiServer, own_chat: tuple[str, int], template: str
+    inprocess: InProcessApp, own_chat: tuple[str, int], template: str
 ) -> None:
     chat_id, reply_id = own_chat
-    with httpx.Client(base_url=chat_ui.url) as stranger:
-        assert_head_answers_like_get(
-            stranger, template.format(chat_id=chat_id, message_id=reply_id)
-        )
+    stranger = inprocess.client()
+    assert_head_answers_like_get(stranger, template.format(chat_id=chat_id, message_id=reply_id))
 
 
 def test_head_leaves_a_one_shot_notice_for_the_page_that_shows_it(signed_in: Browser) -> None:

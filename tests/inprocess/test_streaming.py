@@ -1,0 +1,96 @@
+"""Replies as the page's script sees them (JSON and server-sent events), on a fake model.
+
+Streaming with the real model (updates, stop freeing the llama.cpp slot, a busy model,
+another replica) is in tests/chat_ui/test_streaming.py; here the fake model breaks off
+on demand, which the real one cannot.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tests.support.forms import Browser
+from tests.support.inprocess import InProcessApp
+from tests.support.sse import JSON, post_json, read_until_done, send_json
+
+SHORT_QUESTION = "Name three colours, one per line."
+
+
+def text_of(html: str) -> str:
+    return re.sub(r"<[^>]+>", "", html)
+
+
+def test_json_errors_are_json(signed_in: Browser) -> None:
+    chat_id = signed_in.new_chat()
+    empty = send_json(signed_in, chat_id, "   ")
+    assert empty.status_code == 422
+    assert empty.json() == {"error": "Type a message before sending."}
+    stale = signed_in.http.post(
+        f"/chats/{chat_id}/messages", data={"csrf_token": "stale", "content": "hi"}, headers=JSON
+    )
+    assert stale.status_code == 403 and "error" in stale.json()
+    nothing = post_json(signed_in, f"/chats/{chat_id}/regenerate")
+    assert nothing.status_code == 422 and "error" in nothing.json()
+
+
+def test_another_users_stream_is_not_found(signed_in: Browser, inprocess: InProcessApp) -> None:
+    inprocess.model.stream_failure = "hang"  # still being written while the intruder asks
+    chat_id = signed_in.new_chat()
+    answer = send_json(signed_in, chat_id, "Reply with just one word: hello.").json()
+    intruder = inprocess.browser()
+    intruder.sign_up()
+    assert intruder.get(answer["stream_url"]).status_code == 404
+    assert post_json(intruder, f"/chats/{chat_id}/stop").status_code == 404
+    assert inprocess.model.streams_closed == 0
+    assert post_json(signed_in, f"/chats/{chat_id}/stop").status_code == 204
+    assert read_until_done(signed_in, answer["stream_url"])[-1][1]["status"] == "stopped"
+
+
+def test_model_breaking_off_keeps_the_partial_text_and_retry_works(
+    signed_in: Browser, inprocess: InProcessApp
+) -> None:
+    model = inprocess.model
+    model.stream_failure, model.tokens_before_failure = "break", 3
+    partial = "You said: Name"
+    chat_id = signed_in.new_chat()
+    answer = send_json(signed_in, chat_id, SHORT_QUESTION)
+    assert answer.status_code == 202, answer.text
+    done = read_until_done(signed_in, answer.json()["stream_url"])[-1]
+    assert done[0] == "done" and done[1]["status"] == "error"
+    assert "stopped answering before the reply was finished" in done[1]["error"]
+    assert partial in text_of(done[1]["html"])
+
+    messages = inprocess.stored_chat(signed_in, chat_id)["messages"]
+    assert [(m["role"], m["status"]) for m in messages] == [
+        ("assistant", "complete"),
+        ("user", "complete"),
+        ("assistant", "error"),
+    ]
+    assert messages[1]["content"] == SHORT_QUESTION
+    assert messages[2]["content"].strip() == partial
+
+    model.stream_failure = None
+    page = signed_in.get(f"/chats/{chat_id}").text
+    assert f'action="/chats/{chat_id}/retry"' in page
+    retried = post_json(signed_in, f"/chats/{chat_id}/retry")
+    assert retried.status_code == 202, retried.text
+    assert read_until_done(signed_in, retried.json()["stream_url"])[-1][1]["status"] == "complete"
+    reply = inprocess.stored_chat(signed_in, chat_id)["messages"][-1]
+    assert reply["id"] == messages[2]["id"]
+    assert reply["status"] == "complete"
+    assert reply["content"] == f"You said: {SHORT_QUESTION}"
+
+
+def test_an_edit_the_database_cannot_store_keeps_the_message_and_its_reply(
+    signed_in: Browser, inprocess: InProcessApp
+) -> None:
+    """A NUL character is refused before the edit removes anything."""
+    chat_id = signed_in.new_chat()
+    first = send_json(signed_in, chat_id, "Reply with just one word: hello.").json()
+    read_until_done(signed_in, first["stream_url"])
+    before = inprocess.stored_chat(signed_in, chat_id)["messages"]
+
+    edited = post_json(signed_in, f"/chats/{chat_id}/edit", content="Say\x00goodbye.")
+    assert edited.status_code == 422, edited.text
+    assert edited.json()["error"] == "Messages can't contain NUL characters."
+    assert inprocess.stored_chat(signed_in, chat_id)["messages"] == before

@@ -1,0 +1,826 @@
+"""In-memory stand-ins for db-api and the llama.cpp server, for the in-process tier only.
+
+`tests/inprocess/` runs chat-ui's real app with its real `DbClient` and `LmClient`;
+only the wire under them is replaced, so everything chat-ui does with an answer
+(statuses turned into `chat_ui.errors`, bodies parsed into `chat_ui.schemas`, streams
+read and closed) is the production code:
+
+- `FakeDbApi` answers DbClient's requests the way db-api does, for what chat-ui relies
+  on: every chat query scoped to its owner (someone else's chat is 404, exactly like a
+  missing one), one `generating` reply per chat (409), conditional message updates
+  (`if_status`, 409 with the current status), request ids that answer what they stored
+  before (200 instead of 201), and the page view's revision and ETag (every change to a
+  user's chats or messages bumps it; a matching `If-None-Match` gets 304). Request
+  bodies and search queries are validated with db-api's own models (`db_api.schemas`),
+  so a refusal is db-api's 422 with its `detail`; answers are built through db-api's
+  response models, so they have its documented shapes (`tests/unit/test_fakes.py`
+  checks them against db-api's OpenAPI schema, as `test_db_api_contract.py` checks
+  what chat-ui sends). Search is a plain substring match, not PostgreSQL's full-text
+  search: tests of search semantics stay in `tests/db_api` and `tests/chat_ui`.
+- `FakeModel` is llama.cpp's server behind an `httpx.MockTransport`: `/props`,
+  `/apply-template`, `/tokenize`, `/health` and a streamed `/v1/chat/completions` of
+  deterministic tokens. It can be down, loading, fail, break off mid-reply or hang
+  until the reply is stopped, and it counts the streams it opened and saw closed.
+
+Neither is a substitute for the real services: what PostgreSQL or llama.cpp themselves
+do (constraints under concurrency, real tokenizers, freeing a slot) is tested against
+them in `tests/db_api`, `tests/lm_api` and `tests/chat_ui`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import re
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, TypeVar, cast
+from urllib.parse import urlsplit
+
+import aiohttp
+import httpx
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from chat_ui.db_client import DbClient
+from chat_ui.lm_client import LmClient
+from db_api import schemas as db
+from db_api.config import Settings as DbApiSettings
+
+__all__: list[str] = []
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+Id = uuid.UUID | str
+
+DB_API_URL = "http://db-api.fake"
+LM_API_URL = "http://lm-api.fake"
+
+# db-api's defaults: failed sign-ins per account before it is locked, and for how long.
+LOGIN_MAX_FAILURES: int = DbApiSettings.model_fields["login_max_failures"].default
+LOGIN_LOCK_SECONDS: int = DbApiSettings.model_fields["login_lock_seconds"].default
+
+_SEARCH_QUERY: TypeAdapter[str] = TypeAdapter(db.SearchQuery)
+
+
+class DbApiError(Exception):
+    """An answer other than success: db-api's status, JSON body and headers."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: Any,
+        *,
+        headers: Mapping[str, str] | None = None,
+        current: str | None = None,
+    ) -> None:
+        super().__init__(status, detail)
+        self.status = status
+        # A 409 about a message also says its status now (db-api's StatusConflict).
+        self.body = {"detail": detail} if current is None else {"detail": detail, "status": current}
+        self.headers = dict(headers or {})
+
+
+def _not_found(what: str) -> DbApiError:
+    return DbApiError(404, f"{what} not found")
+
+
+def _validation_refusal(error: ValidationError, *where: str) -> DbApiError:
+    """db-api's 422: FastAPI's list of problems, each located in the body or the query."""
+    problems = error.errors(include_url=False)
+    for problem in problems:
+        problem["loc"] = (*where, *problem["loc"])
+    return DbApiError(422, jsonable_encoder(problems))
+
+
+def _body(model: type[ModelT], body: Any) -> ModelT:
+    try:
+        # JSON mode, as the body arrives over the wire.
+        return model.model_validate_json(json.dumps(body))
+    except ValidationError as error:
+        raise _validation_refusal(error, "body") from None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _User:
+    id: uuid.UUID
+    username: str
+    password_sha256: str
+    created_at: datetime
+    revision: int = 0
+    failures: int = 0
+    locked_until: datetime | None = None
+
+
+@dataclass
+class _Session:
+    user_id: uuid.UUID
+    expires_at: datetime
+    created_at: datetime
+
+
+@dataclass
+class _Chat:
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    request_id: uuid.UUID | None = None
+
+
+@dataclass
+class _Message:
+    id: int
+    chat_id: uuid.UUID
+    role: str
+    content: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    context_start_id: int | None = None
+    request_id: uuid.UUID | None = None
+
+
+@dataclass
+class FakeDbApi:
+    """db-api's data and rules for what chat-ui relies on, in dicts (see the module docstring).
+
+    `down` makes every request fail as if db-api were unreachable; `requests` records
+    (method, path, status) of each request answered, to show what a route asked for.
+    """
+
+    users: dict[uuid.UUID, _User] = field(default_factory=dict)
+    sessions: dict[str, _Session] = field(default_factory=dict)
+    chats: dict[uuid.UUID, _Chat] = field(default_factory=dict)
+    messages: dict[int, _Message] = field(default_factory=dict)
+    down: bool = False
+    requests: list[tuple[str, str, int]] = field(default_factory=list)
+    _next_message_id: int = 1
+
+    # ---- helpers for tests (synchronous: call them in the app's event loop) --------
+
+    def user_id(self, username: str) -> uuid.UUID:
+        return next(u.id for u in self.users.values() if u.username == username)
+
+    def chat_json(self, owner_id: Id, chat_id: Id) -> dict[str, Any]:
+        """The chat with its messages, as `GET /chats/{id}` answers it."""
+        return self._detail(self._owned_chat(_uuid(owner_id), _uuid(chat_id)))
+
+    def everything(self, owner_id: Id) -> list[dict[str, Any]]:
+        """Every chat of the owner with its messages, oldest chat first."""
+        owner = _uuid(owner_id)
+        owned = sorted(
+            (c for c in self.chats.values() if c.owner_id == owner), key=lambda c: c.created_at
+        )
+        return [self._detail(chat) for chat in owned]
+
+    def add_message(
+        self,
+        owner_id: Id,
+        chat_id: Id,
+        *,
+        content: str = "Hello!",
+        role: str = "user",
+        status: str = "complete",
+    ) -> dict[str, Any]:
+        body = {"role": role, "content": content, "status": status}
+        return self._add_message(_uuid(owner_id), _uuid(chat_id), body)
+
+    def start_turn(self, owner_id: Id, chat_id: Id, *, content: str = "Hello!") -> dict[str, Any]:
+        """A user message and its reply being written (as no live task here writes it)."""
+        answer, _created = self._start_turn(_uuid(owner_id), _uuid(chat_id), {"content": content})
+        return answer
+
+    def rename_chat(self, owner_id: Id, chat_id: Id, *, title: str) -> dict[str, Any]:
+        return self._rename_chat(_uuid(owner_id), _uuid(chat_id), {"title": title})
+
+    def create_chat(self, owner_id: Id, *, title: str = "New chat") -> dict[str, Any]:
+        """An empty chat (no opening message), as `POST /chats` makes it."""
+        answer, _created = self._create_chat(_uuid(owner_id), {"title": title})
+        return answer
+
+    def end_all_sessions(self, owner_id: Id) -> None:
+        owner = _uuid(owner_id)
+        for key in [k for k, s in self.sessions.items() if s.user_id == owner]:
+            del self.sessions[key]
+
+    # ---- the wire ------------------------------------------------------------------
+
+    def answer(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str],
+        params: Mapping[str, Any],
+        body: Any,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request as db-api would answer it: (status, headers, body)."""
+        try:
+            status, answer, answer_headers = self._route(method, path, headers, params, body)
+        except DbApiError as refusal:
+            status, answer, answer_headers = refusal.status, refusal.body, refusal.headers
+        self.requests.append((method, path, status))
+        content = b"" if answer is None else json.dumps(jsonable_encoder(answer)).encode()
+        if answer is not None:
+            answer_headers = {"Content-Type": "application/json", **answer_headers}
+        return status, answer_headers, content
+
+    def _route(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        params: Mapping[str, Any],
+        body: Any,
+    ) -> tuple[int, Any, dict[str, str]]:
+        token = headers.get("X-Session-Token")
+        user_header = headers.get("X-User-Id")
+        acting = uuid.UUID(user_header) if user_header else None
+        parts = path.strip("/").split("/")
+        match method, parts:
+            case "GET", ["health", "ready"]:
+                return 200, {"status": "ok"}, {}
+            case "POST", ["users"]:
+                return 201, self._create_user(body), {}
+            case "POST", ["users", "verify"]:
+                return 200, self._verify_user(body), {}
+            case "POST", ["sessions"]:
+                return 201, self._create_session(body), {}
+            case "GET", ["sessions", "current"]:
+                user, live = self._live_session(token)
+                return 200, self._session_public(user, live), {}
+            case "GET", ["sessions", "current", "page"]:
+                return self._page_view(token, headers.get("If-None-Match"), params)
+            case "DELETE", ["sessions", "current"]:
+                self.sessions.pop(_token_key(token or ""), None)
+                return 204, None, {}
+            case "DELETE", ["sessions"]:
+                self.end_all_sessions(self._acting(acting))
+                return 204, None, {}
+            case "GET", ["chats"]:
+                return 200, self._list_chats(self._acting(acting), params), {}
+            case "POST", ["chats"]:
+                answer, created = self._create_chat(self._acting(acting), body)
+                return (201 if created else 200), answer, {}
+            case "GET", ["chats", "search"]:
+                return 200, self._search(self._acting(acting), params), {}
+            case _, ["chats", chat_text, *rest]:
+                owner, chat_id = self._acting(acting), _chat_id(chat_text)
+                return self._chat_route(method, owner, chat_id, rest, params, body)
+        raise DbApiError(404, "Not Found")
+
+    def _chat_route(
+        self,
+        method: str,
+        owner: uuid.UUID,
+        chat_id: uuid.UUID,
+        rest: list[str],
+        params: Mapping[str, Any],
+        body: Any,
+    ) -> tuple[int, Any, dict[str, str]]:
+        match method, rest:
+            case "GET", []:
+                return 200, self.chat_json(owner, chat_id), {}
+            case "PATCH", []:
+                return 200, self._rename_chat(owner, chat_id, body), {}
+            case "DELETE", []:
+                self._delete_chat(owner, chat_id)
+                return 204, None, {}
+            case "POST", ["messages"]:
+                return 201, self._add_message(owner, chat_id, body), {}
+            case "DELETE", ["messages"]:
+                self._delete_after(owner, chat_id, int(params["after_id"]))
+                return 204, None, {}
+            case "GET", ["messages", message_text]:
+                return (
+                    200,
+                    self._public_message(self._owned_message(owner, chat_id, message_text)),
+                    {},
+                )
+            case "PATCH", ["messages", message_text]:
+                return 200, self._update_message(owner, chat_id, message_text, body), {}
+            case "POST", ["turns"]:
+                answer, created = self._start_turn(owner, chat_id, body)
+                return (201 if created else 200), answer, {}
+        raise DbApiError(404, "Not Found")
+
+    # ---- users and sessions --------------------------------------------------------
+
+    def _create_user(self, body: Any) -> dict[str, Any]:
+        new = _body(db.UserCreate, body)
+        if any(u.username.lower() == new.username.lower() for u in self.users.values()):
+            raise DbApiError(409, "Username is already taken")
+        user = _User(uuid.uuid4(), new.username, _sha256(new.password), _now())
+        self.users[user.id] = user
+        return self._public_user(user)
+
+    def _verify_user(self, body: Any) -> dict[str, Any]:
+        attempt = _body(db.LoginAttempt, body)
+        user = next(
+            (u for u in self.users.values() if u.username.lower() == attempt.username.lower()),
+            None,
+        )
+        now = _now()
+        if user is not None and user.locked_until is not None and user.locked_until > now:
+            retry_after = math.ceil((user.locked_until - now).total_seconds())
+            raise DbApiError(
+                429,
+                "Too many failed logins; try again later",
+                headers={"Retry-After": str(retry_after)},
+            )
+        if user is None or user.password_sha256 != _sha256(attempt.password):
+            if user is not None:
+                user.failures += 1
+                if user.failures >= LOGIN_MAX_FAILURES:
+                    user.locked_until = now + timedelta(seconds=LOGIN_LOCK_SECONDS)
+            raise DbApiError(401, "Wrong username or password")
+        user.failures, user.locked_until = 0, None
+        return self._public_user(user)
+
+    def _create_session(self, body: Any) -> dict[str, Any]:
+        new = _body(db.SessionCreate, body)
+        user = self.users.get(new.user_id)
+        if user is None:
+            raise DbApiError(404, "User not found")
+        token = secrets.token_urlsafe(32)
+        now = _now()
+        live = _Session(user.id, now + timedelta(seconds=new.max_age_seconds), now)
+        self.sessions[_token_key(token)] = live
+        return _shape(db.SessionCreated, {**self._session_public(user, live), "token": token})
+
+    def _live_session(self, token: str | None) -> tuple[_User, _Session]:
+        live = self.sessions.get(_token_key(token or ""))
+        if live is None or live.expires_at <= _now() or live.user_id not in self.users:
+            raise DbApiError(404, "Session expired or signed out")
+        return self.users[live.user_id], live
+
+    def _session_public(self, user: _User, live: _Session) -> dict[str, Any]:
+        return _shape(
+            db.SessionPublic,
+            {
+                "user": self._public_user(user),
+                "expires_at": live.expires_at,
+                "created_at": live.created_at,
+            },
+        )
+
+    def _page_view(
+        self, token: str | None, if_none_match: str | None, params: Mapping[str, Any]
+    ) -> tuple[int, Any, dict[str, str]]:
+        user, _live = self._live_session(token)
+        etag = f'"{user.id}.{user.revision}"'
+        candidates = [tag.strip().removeprefix("W/") for tag in (if_none_match or "").split(",")]
+        if if_none_match and any(tag in ("*", etag) for tag in candidates):
+            return 304, None, {"ETag": etag}
+        chat_text = params.get("chat_id")
+        chat = None
+        if chat_text is not None:
+            found = self.chats.get(_chat_id(str(chat_text)))
+            chat = self._detail(found) if found and found.owner_id == user.id else None
+        view = {
+            "user": self._public_user(user),
+            "revision": user.revision,
+            "chats": self._chat_list(user.id, limit=int(params.get("limit", 50))),
+            "chat": chat,
+        }
+        return 200, _shape(db.PageView, view), {"ETag": etag}
+
+    # ---- chats ---------------------------------------------------------------------
+
+    def _acting(self, user_id: uuid.UUID | None) -> uuid.UUID:
+        if user_id is None:
+            raise DbApiError(
+                422, [{"type": "missing", "loc": ["header", "X-User-Id"], "msg": "Field required"}]
+            )
+        return user_id
+
+    def _owned_chat(self, owner: uuid.UUID, chat_id: uuid.UUID) -> _Chat:
+        chat = self.chats.get(chat_id)
+        if chat is None or chat.owner_id != owner:
+            raise _not_found("Chat")
+        return chat
+
+    def _touch(self, chat: _Chat) -> None:
+        """A change to the chat: it moves to the top and its owner's pages change."""
+        chat.updated_at = _now()
+        self.users[chat.owner_id].revision += 1
+
+    def _chat_list(self, owner: uuid.UUID, *, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+        owned = [c for c in self.chats.values() if c.owner_id == owner]
+        # Newest first by updated_at, then created_at; ties by id (as db-api's ORDER BY).
+        owned.sort(key=lambda c: str(c.id))
+        owned.sort(key=lambda c: (c.updated_at, c.created_at), reverse=True)
+        return [self._public_chat(c) for c in owned[offset : offset + limit]]
+
+    def _list_chats(self, owner: uuid.UUID, params: Mapping[str, Any]) -> dict[str, Any]:
+        limit, offset = int(params.get("limit", 20)), int(params.get("offset", 0))
+        total = sum(1 for c in self.chats.values() if c.owner_id == owner)
+        items = self._chat_list(owner, limit=limit, offset=offset)
+        return _shape(
+            db.ChatPage, {"items": items, "total": total, "limit": limit, "offset": offset}
+        )
+
+    def _create_chat(self, owner: uuid.UUID, body: Any) -> tuple[dict[str, Any], bool]:
+        new = _body(db.ChatCreate, body)
+        if owner not in self.users:
+            raise DbApiError(404, "User not found")
+        if new.request_id is not None:
+            for chat in self.chats.values():
+                if chat.owner_id == owner and chat.request_id == new.request_id:
+                    return self._public_chat(chat), False
+        now = _now()
+        chat = _Chat(
+            uuid.uuid4(), owner, new.title or db.DEFAULT_CHAT_TITLE, now, now, new.request_id
+        )
+        self.chats[chat.id] = chat
+        self.users[owner].revision += 1
+        return self._public_chat(chat), True
+
+    def _rename_chat(self, owner: uuid.UUID, chat_id: uuid.UUID, body: Any) -> dict[str, Any]:
+        change = _body(db.ChatUpdate, body)
+        chat = self._owned_chat(owner, chat_id)
+        chat.title = change.title
+        self._touch(chat)
+        return self._public_chat(chat)
+
+    def _delete_chat(self, owner: uuid.UUID, chat_id: uuid.UUID) -> None:
+        chat = self._owned_chat(owner, chat_id)
+        del self.chats[chat.id]
+        for message in self._messages_of(chat.id):
+            del self.messages[message.id]
+        self.users[owner].revision += 1
+
+    def _search(self, owner: uuid.UUID, params: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            query = _SEARCH_QUERY.validate_python(params.get("q", ""))
+        except ValidationError as error:
+            # A query parameter's problems are located at it: ("query", "q").
+            raise _validation_refusal(error, "query", "q") from None
+        words = [word.lower() for word in re.findall(r"\w+", query)]
+        hits = []
+        for chat in (c for c in self.chats.values() if c.owner_id == owner):
+            texts = [chat.title, *(m.content for m in self._messages_of(chat.id))]
+            for text in texts:
+                snippet = _snippet(text, words)
+                if snippet is not None:
+                    hits.append({"chat": self._public_chat(chat), "snippet": snippet})
+                    break
+        limit = int(params.get("limit", 20))
+        return _shape(db.SearchResults, {"items": hits[:limit], "query": query})
+
+    # ---- messages ------------------------------------------------------------------
+
+    def _messages_of(self, chat_id: uuid.UUID) -> list[_Message]:
+        return sorted(
+            (m for m in self.messages.values() if m.chat_id == chat_id), key=lambda m: m.id
+        )
+
+    def _generating_in(self, chat_id: uuid.UUID) -> _Message | None:
+        return next((m for m in self._messages_of(chat_id) if m.status == "generating"), None)
+
+    def _insert(self, chat: _Chat, **values: Any) -> _Message:
+        now = _now()
+        message = _Message(self._next_message_id, chat.id, created_at=now, updated_at=now, **values)
+        self._next_message_id += 1
+        self.messages[message.id] = message
+        return message
+
+    def _add_message(self, owner: uuid.UUID, chat_id: uuid.UUID, body: Any) -> dict[str, Any]:
+        new = _body(db.MessageCreate, body)
+        chat = self._owned_chat(owner, chat_id)
+        if new.status == "generating" and self._generating_in(chat.id) is not None:
+            raise DbApiError(409, "A reply is already being written in this chat")
+        message = self._insert(chat, role=new.role, content=new.content, status=new.status)
+        self._touch(chat)
+        return self._public_message(message)
+
+    def _start_turn(
+        self, owner: uuid.UUID, chat_id: uuid.UUID, body: Any
+    ) -> tuple[dict[str, Any], bool]:
+        new = _body(db.TurnCreate, body)
+        chat = self._owned_chat(owner, chat_id)
+        messages = self._messages_of(chat.id)
+        if new.request_id is not None:
+            sent = next((m for m in messages if m.request_id == new.request_id), None)
+            if sent is not None:
+                reply = next(
+                    (m for m in messages if m.id > sent.id and m.role == "assistant"), None
+                )
+                if reply is None:
+                    raise DbApiError(409, "This request was already handled")
+                return self._turn(chat, sent, reply), False
+        if self._generating_in(chat.id) is not None:
+            raise DbApiError(409, "A reply is already being written in this chat")
+        if new.title is not None and not any(m.role == "user" for m in messages):
+            chat.title = new.title
+        user_message = self._insert(
+            chat, role="user", content=new.content, status="complete", request_id=new.request_id
+        )
+        reply = self._insert(chat, role="assistant", content="", status="generating")
+        self._touch(chat)
+        return self._turn(chat, user_message, reply), True
+
+    def _turn(self, chat: _Chat, user_message: _Message, reply: _Message) -> dict[str, Any]:
+        turn = {
+            "chat": self._public_chat(chat),
+            "user_message": self._public_message(user_message),
+            "reply": self._public_message(reply),
+        }
+        return _shape(db.TurnPublic, turn)
+
+    def _owned_message(self, owner: uuid.UUID, chat_id: uuid.UUID, message_text: str) -> _Message:
+        chat = self._owned_chat(owner, chat_id)
+        message = self.messages.get(int(message_text)) if message_text.isdigit() else None
+        if message is None or message.chat_id != chat.id:
+            raise _not_found("Message")
+        return message
+
+    def _update_message(
+        self, owner: uuid.UUID, chat_id: uuid.UUID, message_text: str, body: Any
+    ) -> dict[str, Any]:
+        change = _body(db.MessageUpdate, body)
+        message = self._owned_message(owner, chat_id, message_text)
+        if change.if_status is not None and message.status != change.if_status:
+            raise DbApiError(
+                409,
+                f"The message's status is {message.status}, not {change.if_status}",
+                current=message.status,
+            )
+        content = message.content if change.content is None else change.content
+        status = message.status if change.status is None else change.status
+        if not content and not db.content_may_be_empty(role=message.role, status=status):
+            problem = {"type": "value_error", "loc": ["body", "content"], "msg": "empty"}
+            raise DbApiError(422, [problem])
+        busy = self._generating_in(message.chat_id)
+        if status == "generating" and busy is not None and busy.id != message.id:
+            raise DbApiError(
+                409, "A reply is already being written in this chat", current=message.status
+            )
+        message.content, message.status, message.updated_at = content, status, _now()
+        if change.sets_context_start:
+            message.context_start_id = change.context_start_id
+        self._touch(self.chats[message.chat_id])
+        return self._public_message(message)
+
+    def _delete_after(self, owner: uuid.UUID, chat_id: uuid.UUID, after_id: int) -> None:
+        chat = self._owned_chat(owner, chat_id)
+        for message in self._messages_of(chat.id):
+            if message.id > after_id:
+                del self.messages[message.id]
+        self._touch(chat)
+
+    # ---- answers in db-api's shapes ------------------------------------------------
+
+    def _public_user(self, user: _User) -> dict[str, Any]:
+        return _shape(
+            db.UserPublic, {"id": user.id, "username": user.username, "created_at": user.created_at}
+        )
+
+    def _public_chat(self, chat: _Chat) -> dict[str, Any]:
+        values = {
+            "id": chat.id,
+            "title": chat.title,
+            "created_at": chat.created_at,
+            "updated_at": chat.updated_at,
+        }
+        return _shape(db.ChatPublic, values)
+
+    def _public_message(self, message: _Message) -> dict[str, Any]:
+        return _shape(db.MessagePublic, vars(message))
+
+    def _detail(self, chat: _Chat) -> dict[str, Any]:
+        messages = [self._public_message(m) for m in self._messages_of(chat.id)]
+        return {**self._public_chat(chat), "messages": messages}
+
+
+def _shape(model: type[BaseModel], values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` as db-api's response model writes them (its fields only, JSON types)."""
+    dumped: dict[str, Any] = model.model_validate(dict(values)).model_dump(mode="json")
+    return dumped
+
+
+def _uuid(value: Id) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+
+
+def _token_key(token: str) -> str:
+    return _sha256(token)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _chat_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        problem = {
+            "type": "uuid_parsing",
+            "loc": ["path", "chat_id"],
+            "msg": "Input should be a UUID",
+        }
+        raise DbApiError(422, [problem]) from None
+
+
+def _snippet(text: str, words: list[str]) -> str | None:
+    """The text with matched words marked as db-api marks them, or None without a match."""
+    if not words:
+        return None
+    pattern = re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + r")\b", re.IGNORECASE)
+    if not pattern.search(text):
+        return None
+    return pattern.sub(lambda match: f"\u0002{match.group(1)}\u0003", text)
+
+
+# ---- DbClient on FakeDbApi ---------------------------------------------------------
+
+
+class _Answer:
+    """What aiohttp's response gives DbClient: status, headers and the body."""
+
+    def __init__(self, status: int, headers: Mapping[str, str], content: bytes) -> None:
+        self.status, self.headers, self._content = status, headers, content
+
+    async def read(self) -> bytes:
+        return self._content
+
+    async def __aenter__(self) -> _Answer:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        return None
+
+
+class _FakeDbSession:
+    """Stands in for DbClient's aiohttp.ClientSession, answering from a FakeDbApi."""
+
+    def __init__(self, api: FakeDbApi) -> None:
+        self.api = api
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: object = None,
+    ) -> _Answer:
+        if self.api.down:
+            raise aiohttp.ClientConnectionError("db-api is down (FakeDbApi.down)")
+        status, answer_headers, content = self.api.answer(
+            method.upper(),
+            urlsplit(url).path,
+            headers=headers or {},
+            params=params or {},
+            body=json,
+        )
+        return _Answer(status, answer_headers, content)
+
+    def get(self, url: str) -> _Answer:
+        return self.request("GET", url)
+
+    async def close(self) -> None:
+        return None
+
+
+def in_memory_db_client(api: FakeDbApi) -> DbClient:
+    """chat-ui's real DbClient, its HTTP session replaced by one that asks `api`."""
+    client = object.__new__(DbClient)
+    client._base_url = DB_API_URL
+    client._http = cast(aiohttp.ClientSession, _FakeDbSession(api))
+    return client
+
+
+# ---- the model server ----------------------------------------------------------------
+
+ModelState = Literal["ready", "loading", "down"]
+StreamFailure = Literal["error", "break", "no_done", "hang"]
+
+
+def echo_reply(messages: list[dict[str, str]]) -> str:
+    """The default reply: deterministic, and naming the message it answers."""
+    last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    return f"You said: {last}"
+
+
+@dataclass
+class FakeModel:
+    """llama.cpp's server in memory (see the module docstring).
+
+    One token is about four bytes of the templated prompt, so `context_tokens` sets how
+    much history fits. `stream_failure` makes completions fail ("error": a 500 before
+    any token), break off after `tokens_before_failure` tokens ("break": the connection
+    resets; "no_done": the body ends without [DONE]) or stop sending after them until
+    the reply is stopped ("hang").
+    """
+
+    context_tokens: int = 4096
+    reply: Callable[[list[dict[str, str]]], str] = echo_reply
+    state: ModelState = "ready"
+    stream_failure: StreamFailure | None = None
+    tokens_before_failure: int = 0
+    seconds_per_token: float = 0.0
+    completions: list[dict[str, Any]] = field(default_factory=list)
+    streams_opened: int = 0
+    streams_closed: int = 0
+
+    @staticmethod
+    def template(messages: list[dict[str, str]]) -> str:
+        turns = "".join(f"<|{m['role']}|>{m['content']}<|end|>" for m in messages)
+        return turns + "<|assistant|>"
+
+    @staticmethod
+    def token_count(prompt: str) -> int:
+        """About four bytes a token, as llama.cpp's tokenizers roughly make them."""
+        return math.ceil(len(prompt.encode("utf-8")) / 4)
+
+    def tokens(self, messages: list[dict[str, str]]) -> list[str]:
+        return re.findall(r"\S+\s*", self.reply(messages))
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        if self.state == "down":
+            raise httpx.ConnectError("connection refused (FakeModel.state)", request=request)
+        if self.state == "loading":
+            return httpx.Response(503, json={"error": {"message": "Loading model"}})
+        path = request.url.path
+        if request.method == "GET" and path == "/health":
+            return httpx.Response(200, json={"status": "ok"})
+        if request.method == "GET" and path == "/props":
+            return httpx.Response(
+                200, json={"default_generation_settings": {"n_ctx": self.context_tokens}}
+            )
+        body = json.loads(request.content or b"null")
+        if path == "/apply-template":
+            return httpx.Response(200, json={"prompt": self.template(body["messages"])})
+        if path == "/tokenize":
+            count = self.token_count(body["content"]) + int(bool(body.get("add_special")))
+            return httpx.Response(200, json={"tokens": list(range(count))})
+        if path == "/v1/chat/completions":
+            self.completions.append(body)
+            if self.stream_failure == "error":
+                return httpx.Response(500, json={"error": {"message": "failed"}})
+            self.streams_opened += 1
+            return httpx.Response(
+                200, headers={"Content-Type": "text/event-stream"}, stream=_Completion(self, body)
+            )
+        return httpx.Response(404, json={"error": {"message": "not found"}})
+
+
+class _Completion(httpx.AsyncByteStream):
+    """A streamed completion in llama.cpp's server-sent events; closing it is counted."""
+
+    def __init__(self, model: FakeModel, body: dict[str, Any]) -> None:
+        self.model, self.body, self.closed = model, body, False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        model = self.model
+        tokens = model.tokens(self.body["messages"])[: self.body.get("max_tokens")]
+        failing = model.stream_failure in ("break", "no_done", "hang")
+        if failing:
+            tokens = tokens[: model.tokens_before_failure]
+        yield _event({"choices": [{"index": 0, "delta": {"role": "assistant"}}]})
+        for token in tokens:
+            if model.seconds_per_token:
+                await asyncio.sleep(model.seconds_per_token)
+            yield _event({"choices": [{"index": 0, "delta": {"content": token}}]})
+        if model.stream_failure == "break":
+            raise httpx.ReadError("connection reset (FakeModel.stream_failure)")
+        if model.stream_failure == "hang":
+            await asyncio.Event().wait()
+        if model.stream_failure == "no_done":
+            return
+        yield _event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        yield b"data: [DONE]\n\n"
+
+    async def aclose(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.model.streams_closed += 1
+
+
+def _event(chunk: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(chunk)}\n\n".encode()
+
+
+def in_memory_lm_client(model: FakeModel) -> LmClient:
+    """chat-ui's real LmClient, its HTTP clients replaced by ones that ask `model`."""
+    client = object.__new__(LmClient)
+    transport = httpx.MockTransport(model.handle)
+    client._http = httpx.AsyncClient(base_url=LM_API_URL, transport=transport)
+    client._streams = httpx.AsyncClient(base_url=LM_API_URL, transport=transport)
+    client._context_tokens = None
+    client._prompt_size_bound = None
+    return client
