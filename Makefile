@@ -30,10 +30,10 @@ test-compose:  ## tier 4 only: Docker engine + stand-in images, the real compose
 	$(PYTHON) -m pytest tests/compose; status=$$?; \
 	  cat test-artifacts/compose/timings.json 2>/dev/null; exit $$status
 
-lint:  ## ruff and mypy over every service and the tests
+lint:  ## ruff and mypy over every service, the test harness and the tests
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
-	$(PYTHON) -m mypy db-api/db_api chat-ui/chat_ui lm-api/lm_api native tests bench
+	$(PYTHON) -m mypy db-api/db_api chat-ui/chat_ui lm-api/lm_api native harness tests bench
 
 format:  ## apply ruff's fixes and formatting
 	$(PYTHON) -m ruff check --fix .

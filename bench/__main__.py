@@ -25,9 +25,9 @@ from bench.report import REPORT_DIR, write_report
 from bench.results import Figure
 from bench.seed import seed_chat
 from bench.stack import LOG_DIR, Stack, running_stack
+from harness.processes import ServiceProcess, free_port, service_env
 from lm_api.config import ServerSettings
 from native.stack import db_api_workers, uvicorn_arguments
-from tests.support.processes import ServiceProcess, free_port, service_env
 
 FIGURES = ("page", "db", "stream", "concurrency", "memory", "startup")
 

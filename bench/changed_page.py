@@ -21,7 +21,7 @@ from bench.results import Figure
 from bench.seed import SeededChat
 from bench.stack import Stack
 from bench.stats import percentile
-from tests.support.factories import auth_headers
+from harness.factories import auth_headers
 
 SECTION = "1. Chat page (100 messages, nginx, 16 connections)"
 VIEWS = 60

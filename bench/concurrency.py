@@ -22,7 +22,7 @@ import httpx
 from bench.results import Figure, Target
 from bench.stats import percentile
 from bench.stream import QUESTION, measure_direct, sse_events
-from tests.support.forms import Browser, chat_id_of, csrf_from
+from harness.forms import Browser, chat_id_of, csrf_from
 
 LEVELS = (1, 2, 4, 8)
 SECTION = "4. Concurrent chats (through nginx + chat-ui)"

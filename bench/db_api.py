@@ -27,7 +27,7 @@ from bench.seed import SeededChat
 from bench.stack import Stack
 from bench.stats import percentile
 from bench.wrk import LoadResult, run_wrk
-from tests.support.factories import auth_headers
+from harness.factories import auth_headers
 
 CONNECTIONS = 16
 CPU_SERVICES = ("db-api", "postgres")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import httpx
 
 from bench.stack import Stack
-from tests.support.factories import auth_headers
-from tests.support.forms import Browser
+from harness.factories import auth_headers
+from harness.forms import Browser
 
 CHAT_MESSAGES = 100
 

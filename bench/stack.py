@@ -19,12 +19,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.db_api import db_api_env, run_migrations
+from harness.llama import ensure_model, start_llama_server
+from harness.postgres import PostgresCluster, make_cluster_dir
+from harness.processes import REPO_ROOT, ServiceProcess, free_port, service_env
 from lm_api.config import ServerSettings
 from native.stack import db_api_workers, nginx_command, uvicorn_arguments, write_nginx_config
-from tests.support.db_api import db_api_env, run_migrations
-from tests.support.llama import ensure_model, start_llama_server
-from tests.support.postgres import PostgresCluster, make_cluster_dir
-from tests.support.processes import REPO_ROOT, ServiceProcess, free_port, service_env
 
 SYSTEM_PROMPT = "You are a helpful assistant."
 OPENING_MESSAGE = "Hello, how can I assist you today?"

@@ -20,8 +20,8 @@ import httpx
 
 from bench.results import Figure
 from bench.stack import LOG_DIR
-from tests.support.postgres import make_cluster_dir
-from tests.support.processes import REPO_ROOT, VENV_BIN, ServiceProcess, free_port, service_env
+from harness.postgres import make_cluster_dir
+from harness.processes import REPO_ROOT, VENV_BIN, ServiceProcess, free_port, service_env
 
 PORT_VARIABLES = ("APP_PORT", "LM_API_PORT", "DB_API_PORT", "CHAT_UI_PORT", "POSTGRES_PORT")
 SECTION = "6. Start-up (honcho + native/Procfile, warm caches)"

@@ -23,7 +23,7 @@ import httpx
 
 from bench.results import Figure, Target
 from bench.stack import MAX_REPLY_TOKENS, OPENING_MESSAGE, SYSTEM_PROMPT, running_stack
-from tests.support.forms import Browser, chat_id_of, csrf_from
+from harness.forms import Browser, chat_id_of, csrf_from
 
 QUESTION = "Write a short story about a lighthouse keeper, in about 150 words."
 MAX_TOKENS = MAX_REPLY_TOKENS

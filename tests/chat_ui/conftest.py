@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.chat_ui import ChatUiServer
-from tests.support.forms import Browser
+from harness.chat_ui import ChatUiServer
+from harness.forms import Browser
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.support.chat_ui import ChatUiServer
+from harness.chat_ui import ChatUiServer
 
 
 def test_readiness_checks_db_api_and_model(chat_ui: ChatUiServer) -> None:

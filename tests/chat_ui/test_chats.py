@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import markupsafe
 
-from tests.support.db_api import DbApiServer
-from tests.support.forms import Browser, stored_chat
+from harness.db_api import DbApiServer
+from harness.forms import Browser, stored_chat
 
 QUESTION = "Reply with just one word: hello."
 MODEL_UNREACHABLE = "The language model is not reachable right now."

@@ -10,7 +10,7 @@ import pytest
 from chat_ui.context import ChatMessage, fit_history_to_context
 from chat_ui.errors import MessageTooLongForContext
 from chat_ui.lm_client import LmClient
-from tests.support.llama import LlamaServer
+from harness.llama import LlamaServer
 
 SYSTEM_PROMPT = "You are a helpful assistant."
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from tests.support.factories import DEFAULT_PASSWORD, unique_username
-from tests.support.forms import Browser, textarea_text
+from harness.factories import DEFAULT_PASSWORD, unique_username
+from harness.forms import Browser, textarea_text
 from tests.support.sse import send_json
 
 # Pieces of db-api's own (pydantic's) wording that must never reach a page.

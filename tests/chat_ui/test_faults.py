@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import shutil
 import threading
 import time
@@ -24,12 +23,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.chat_ui import ChatUiServer, running_chat_ui
-from tests.support.db_api import DbApiServer, start_db_api
-from tests.support.forms import Browser, stored_chat, user_id_of
-from tests.support.llama import LlamaServer, start_llama_server
-from tests.support.postgres import PostgresCluster, make_cluster_dir
-from tests.support.processes import REPO_ROOT, ServiceProcess, free_port
+from harness.chat_ui import ChatUiServer, running_chat_ui
+from harness.db_api import DbApiServer, running_db_api
+from harness.forms import Browser, stored_chat, user_id_of
+from harness.llama import LlamaServer, start_llama_server
+from harness.postgres import PostgresCluster, make_cluster_dir
+from harness.processes import REPO_ROOT, ServiceProcess, free_port
 from tests.support.sse import JSON, post_json, send_json, sse_events
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "reliability"
@@ -41,7 +40,9 @@ RECOVERY_POLL_DEADLINE = 60.0
 # Replies acknowledged just before the load stopped are still being written; a short
 # reply ends in seconds, so a reply still "generating" after this was lost.
 SETTLE_DEADLINE = 60.0
-PAGES_PER_SEND = 8
+# Each user sends at this pace and reads pages in between. Every send queues a reply on
+# the model that the test waits for, so a faster pace only makes a longer queue.
+SEND_INTERVAL_SECONDS = 2.0
 
 
 def write_figures(name: str, figures: dict[str, Any]) -> None:
@@ -170,9 +171,9 @@ class Load:
         # The form's token stays valid for the whole sign-in.
         csrf = browser.csrf_token("/chats")
         while not self.stop.is_set():
+            next_send = time.monotonic() + SEND_INTERVAL_SECONDS
             self._send(browser, csrf)
-            # Mostly reads: every send queues a reply on the model, which the end waits for.
-            for _ in range(PAGES_PER_SEND):
+            while time.monotonic() < next_send and not self.stop.is_set():
                 self._page(browser)
 
     def _send(self, browser: Browser, csrf: str) -> None:
@@ -219,19 +220,12 @@ def restartable_stack(
     base_dir = make_cluster_dir("pg-restart-")
     cluster = PostgresCluster(base_dir).start()
     try:
-        database_url = cluster.create_database("db_api_restart")
-        token = secrets.token_urlsafe(32)
-        port = free_port()
-        process = start_db_api(
-            postgres=cluster, database="db_api_restart", port=port, service_token=token
-        )
-        db_api = DbApiServer(f"http://127.0.0.1:{port}", token, process, database_url)
-        try:
-            env = {"MAX_REPLY_TOKENS": "8"}
-            with running_chat_ui(db_api, llama_server.url, extra_env=env) as chat_ui:
-                yield cluster, db_api, chat_ui
-        finally:
-            process.stop()
+        env = {"MAX_REPLY_TOKENS": "8"}
+        with (
+            running_db_api(cluster, database="db_api_restart") as db_api,
+            running_chat_ui(db_api, llama_server.url, extra_env=env) as chat_ui,
+        ):
+            yield cluster, db_api, chat_ui
     finally:
         cluster.stop()
         shutil.rmtree(base_dir, ignore_errors=True)

@@ -22,11 +22,11 @@ import pytest
 
 from chat_ui.db_client import DbClient
 from chat_ui.errors import GenerationInProgress
-from tests.support.chat_ui import ChatUiServer, running_chat_ui
-from tests.support.db_api import DbApiServer
-from tests.support.factories import auth_headers
-from tests.support.forms import Browser, csrf_from, stored_chat, user_id_of
-from tests.support.llama import LlamaServer
+from harness.chat_ui import ChatUiServer, running_chat_ui
+from harness.db_api import DbApiServer
+from harness.factories import auth_headers
+from harness.forms import Browser, csrf_from, stored_chat, user_id_of
+from harness.llama import LlamaServer
 from tests.support.sse import JSON, read_until_done
 
 REQUEST_ID_FIELD = re.compile(r'name="request_id" value="([^"]+)"')

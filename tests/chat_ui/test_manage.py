@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.support.chat_ui import ChatUiServer
-from tests.support.db_api import DbApiServer
-from tests.support.factories import add_message, create_chat
-from tests.support.forms import Browser, user_id_of
+from harness.chat_ui import ChatUiServer
+from harness.db_api import DbApiServer
+from harness.factories import add_message, create_chat
+from harness.forms import Browser, user_id_of
 
 
 def unique_word() -> str:

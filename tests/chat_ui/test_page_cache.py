@@ -13,9 +13,9 @@ import uuid
 
 import httpx
 
-from tests.support.db_api import DbApiServer
-from tests.support.factories import add_message, user_headers
-from tests.support.forms import Browser, user_id_of
+from harness.db_api import DbApiServer
+from harness.factories import add_message, user_headers
+from harness.forms import Browser, user_id_of
 
 
 def db_api_client(db_api: DbApiServer) -> httpx.Client:

@@ -8,12 +8,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.chat_ui import ChatUiServer, running_chat_ui
-from tests.support.db_api import DbApiServer, start_db_api
-from tests.support.forms import Browser, csrf_from
-from tests.support.llama import LlamaServer
-from tests.support.postgres import PostgresCluster
-from tests.support.processes import free_port
+from harness.chat_ui import ChatUiServer, running_chat_ui
+from harness.db_api import DbApiServer, running_db_api
+from harness.forms import Browser, csrf_from
+from harness.llama import LlamaServer
+from harness.postgres import PostgresCluster
 
 IP_MAX = 4
 
@@ -21,26 +20,13 @@ IP_MAX = 4
 @pytest.fixture(scope="module")
 def two_replicas(postgres: PostgresCluster, llama_server: LlamaServer) -> Iterator[list[str]]:
     """Two chat-ui replicas on one db-api that locks an address after IP_MAX failures."""
-    database = "chat_ui_throttling"
-    database_url = postgres.create_database(database)
-    token = secrets.token_urlsafe(32)
-    port = free_port()
-    process = start_db_api(
-        postgres=postgres,
-        database=database,
-        port=port,
-        service_token=token,
-        extra_env={"LOGIN_IP_MAX_FAILURES": str(IP_MAX), "LOGIN_LOCK_SECONDS": "60"},
-    )
-    db_api = DbApiServer(f"http://127.0.0.1:{port}", token, process, database_url)
-    try:
-        with (
-            running_chat_ui(db_api, llama_server.url) as first,
-            running_chat_ui(db_api, llama_server.url) as second,
-        ):
-            yield [first.url, second.url]
-    finally:
-        process.stop()
+    throttling = {"LOGIN_IP_MAX_FAILURES": str(IP_MAX), "LOGIN_LOCK_SECONDS": "60"}
+    with (
+        running_db_api(postgres, database="chat_ui_throttling", extra_env=throttling) as db_api,
+        running_chat_ui(db_api, llama_server.url) as first,
+        running_chat_ui(db_api, llama_server.url) as second,
+    ):
+        yield [first.url, second.url]
 
 
 def log_in(url: str, username: str, password: str, ip: str) -> httpx.Response:

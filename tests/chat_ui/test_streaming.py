@@ -17,11 +17,11 @@ import pytest
 from chat_ui.context import ChatMessage
 from chat_ui.lm_client import LmClient
 from chat_ui.markdown import render_markdown
+from harness.chat_ui import ChatUiServer, running_chat_ui
+from harness.db_api import DbApiServer
+from harness.forms import Browser, stored_chat
+from harness.llama import LlamaServer
 from tests.support.breaking_model import PARTIAL_TEXT, serve_breaking_model
-from tests.support.chat_ui import ChatUiServer, running_chat_ui
-from tests.support.db_api import DbApiServer
-from tests.support.forms import Browser, stored_chat
-from tests.support.llama import LlamaServer
 from tests.support.sse import JSON, post_json, read_until_done, send_json, sse_events
 
 SHORT_QUESTION = "Name three colours, one per line."

@@ -13,12 +13,12 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.support.chat_ui import running_chat_ui, start_chat_ui
-from tests.support.db_api import DbApiServer
-from tests.support.factories import add_message, auth_headers
-from tests.support.forms import Browser, chat_id_of, stored_chat, user_id_of
-from tests.support.llama import LlamaServer
-from tests.support.processes import free_port
+from harness.chat_ui import running_chat_ui, start_chat_ui
+from harness.db_api import DbApiServer
+from harness.factories import add_message, auth_headers
+from harness.forms import Browser, chat_id_of, stored_chat, user_id_of
+from harness.llama import LlamaServer
+from harness.processes import free_port
 from tests.support.sse import post_json, read_until_done, send_json
 
 MARKER = "Earlier messages are beyond what the model can see."

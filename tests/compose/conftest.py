@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import ARTIFACTS_DIR, REPO_ROOT, free_port
+from harness.processes import ARTIFACTS_DIR, REPO_ROOT, free_port
 
 PROJECT = "chat-app-compose-test"
 PREPARE_SCRIPT = REPO_ROOT / "docker" / "prepare.sh"

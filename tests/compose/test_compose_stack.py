@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from harness.factories import unique_username
+from harness.processes import REPO_ROOT
 from tests.compose.conftest import ComposeStack
 from tests.e2e.test_browser_journey import QUESTION, assistant_messages, start_chat_and_get_reply
 from tests.support.browser import OpenTab, save_screenshot
-from tests.support.factories import unique_username
 from tests.support.pages import sign_in, sign_up
-from tests.support.processes import REPO_ROOT
 
 # curl's exit codes for "could not resolve host", "could not connect", "timed out".
 UNREACHABLE_EXIT_CODES = {6, 7, 28}

@@ -29,12 +29,12 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from harness.factories import unique_username
+from harness.processes import ARTIFACTS_DIR, REPO_ROOT
 from tests.compose.conftest import prepare_docker
 from tests.e2e.test_browser_journey import QUESTION, assistant_messages, start_chat_and_get_reply
 from tests.support.browser import OpenTab, save_screenshot
-from tests.support.factories import unique_username
 from tests.support.pages import sign_in, sign_up
-from tests.support.processes import ARTIFACTS_DIR, REPO_ROOT
 
 IMAGE = "chat-app/fresh-debian:bookworm"
 CONTAINER = "chat-app-fresh-machine-test"

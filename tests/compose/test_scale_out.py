@@ -19,11 +19,11 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from harness.factories import unique_username
+from harness.forms import Browser
 from tests.compose.conftest import ComposeStack
 from tests.e2e.test_streaming_browser import LONG_QUESTION, wait_for_text
 from tests.support.browser import OpenTab, save_screenshot
-from tests.support.factories import unique_username
-from tests.support.forms import Browser
 from tests.support.pages import latest_reply, new_chat, send, sign_in, sign_up
 
 CHAT_UI_REPLICAS = 3

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.forms import post_sign_up
 from tests.compose.conftest import ComposeStack
-from tests.support.forms import post_sign_up
 from tests.support.tls import make_self_signed_certificate
 
 

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.db_api import DbApiServer, db_api_in_process
-from tests.support.postgres import PostgresCluster
+from harness.db_api import DbApiServer
+from harness.postgres import PostgresCluster
+from tests.support.db_api import db_api_in_process
 
 
 @pytest.fixture(scope="package")

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from db_api.main import app
-from tests.support.db_api import DbApiServer
-from tests.support.factories import add_message, create_chat, create_turn, create_user, user_headers
+from harness.db_api import DbApiServer
+from harness.factories import add_message, create_chat, create_turn, create_user, user_headers
 from tests.support.routes import route_table
 
 SECRET = "alice-secret-words"

@@ -7,8 +7,8 @@ import uuid
 import httpx
 from sqlalchemy import create_engine, text
 
-from tests.support.db_api import DbApiServer
-from tests.support.factories import (
+from harness.db_api import DbApiServer
+from harness.factories import (
     add_message,
     create_chat,
     create_user,

@@ -10,9 +10,9 @@ import uuid
 
 from sqlalchemy import create_engine, text
 
-from tests.support.db_api import ALEMBIC_INI, db_api_env
-from tests.support.postgres import PostgresCluster
-from tests.support.processes import REPO_ROOT
+from harness.db_api import ALEMBIC_INI, db_api_env
+from harness.postgres import PostgresCluster
+from harness.processes import REPO_ROOT
 
 REPLICAS = 4
 WAIT_SECONDS = 120.0

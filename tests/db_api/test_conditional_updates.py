@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.db_api import DbApiServer
-from tests.support.factories import (
+from harness.db_api import DbApiServer
+from harness.factories import (
     add_message,
     auth_headers,
     create_chat,

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
 import shutil
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.support.db_api import DbApiServer, start_db_api
-from tests.support.factories import auth_headers, create_chat, create_user, user_headers
-from tests.support.postgres import PostgresCluster, make_cluster_dir
-from tests.support.processes import free_port
+from harness.db_api import DbApiServer, running_db_api
+from harness.factories import auth_headers, create_chat, create_user, user_headers
+from harness.postgres import PostgresCluster, make_cluster_dir
 
 UNAVAILABLE = {"detail": "Database unavailable"}
 
@@ -23,15 +21,8 @@ def fragile_stack() -> Iterator[tuple[PostgresCluster, DbApiServer]]:
     base_dir = make_cluster_dir("pg-outage-")
     cluster = PostgresCluster(base_dir).start()
     try:
-        database = "db_api_outage"
-        database_url = cluster.create_database(database)
-        token = secrets.token_urlsafe(32)
-        port = free_port()
-        process = start_db_api(postgres=cluster, database=database, port=port, service_token=token)
-        try:
-            yield cluster, DbApiServer(f"http://127.0.0.1:{port}", token, process, database_url)
-        finally:
-            process.stop()
+        with running_db_api(cluster, database="db_api_outage") as server:
+            yield cluster, server
     finally:
         cluster.stop()
         shutil.rmtree(base_dir, ignore_errors=True)

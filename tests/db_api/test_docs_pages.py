@@ -13,9 +13,9 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from harness.db_api import DbApiServer
+from harness.factories import create_user
 from tests.support.browser import OpenTab, cut_network_except, save_screenshot
-from tests.support.db_api import DbApiServer
-from tests.support.factories import create_user
 
 DOCS_PAGES = ["/docs", "/redoc"]
 # `http://…`, `https://…` and protocol-relative `//…`, wherever they appear in the page.

@@ -10,7 +10,6 @@ test-artifacts/reliability/fuzz.json.
 from __future__ import annotations
 
 import json
-import secrets
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -25,10 +24,10 @@ from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
 from db_api.main import app
-from tests.support.db_api import DbApiServer, start_db_api
-from tests.support.factories import auth_headers, create_chat, create_turn, create_user
-from tests.support.postgres import PostgresCluster
-from tests.support.processes import REPO_ROOT, free_port
+from harness.db_api import DbApiServer, running_db_api
+from harness.factories import auth_headers, create_chat, create_turn, create_user
+from harness.postgres import PostgresCluster
+from harness.processes import REPO_ROOT
 
 EXAMPLES_PER_OPERATION_AND_MODE = 40
 MIN_TOTAL_CASES = 1000
@@ -82,15 +81,8 @@ class FuzzWorld:
 @pytest.fixture(scope="module")
 def fuzzed_db_api(postgres: PostgresCluster) -> Iterator[DbApiServer]:
     """A db-api with a database of its own: generated logins must not throttle other tests."""
-    database = "db_api_fuzz"
-    database_url = postgres.create_database(database)
-    token = secrets.token_urlsafe(32)
-    port = free_port()
-    process = start_db_api(postgres=postgres, database=database, port=port, service_token=token)
-    try:
-        yield DbApiServer(f"http://127.0.0.1:{port}", token, process, database_url)
-    finally:
-        process.stop()
+    with running_db_api(postgres, database="db_api_fuzz") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

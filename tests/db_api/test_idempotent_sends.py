@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
-from tests.support.db_api import DbApiServer
-from tests.support.factories import (
+from harness.db_api import DbApiServer
+from harness.factories import (
     auth_headers,
     create_chat,
     create_turn,

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.support.db_api import DbApiServer, start_db_api
-from tests.support.factories import DEFAULT_PASSWORD, auth_headers, create_user
-from tests.support.postgres import PostgresCluster
-from tests.support.processes import free_port
+from harness.db_api import DbApiServer, running_db_api
+from harness.factories import DEFAULT_PASSWORD, auth_headers, create_user
+from harness.postgres import PostgresCluster
 
 MAX_FAILURES = 3
 LOCK_SECONDS = 2
@@ -21,24 +19,9 @@ LOCK_SECONDS = 2
 @pytest.fixture(scope="module")
 def strict_db_api(postgres: PostgresCluster) -> Iterator[DbApiServer]:
     """A second db-api that locks after few failures, for a short time."""
-    database = "db_api_throttling"
-    database_url = postgres.create_database(database)
-    token = secrets.token_urlsafe(32)
-    port = free_port()
-    process = start_db_api(
-        postgres=postgres,
-        database=database,
-        port=port,
-        service_token=token,
-        extra_env={
-            "LOGIN_MAX_FAILURES": str(MAX_FAILURES),
-            "LOGIN_LOCK_SECONDS": str(LOCK_SECONDS),
-        },
-    )
-    try:
-        yield DbApiServer(f"http://127.0.0.1:{port}", token, process, database_url)
-    finally:
-        process.stop()
+    throttling = {"LOGIN_MAX_FAILURES": str(MAX_FAILURES), "LOGIN_LOCK_SECONDS": str(LOCK_SECONDS)}
+    with running_db_api(postgres, database="db_api_throttling", extra_env=throttling) as server:
+        yield server
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.support.factories import (
+from harness.factories import (
     add_message,
     create_chat,
     create_turn,

@@ -12,9 +12,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
 from db_api.models import Base
-from tests.support.db_api import db_api_env, run_migrations
-from tests.support.postgres import PostgresCluster
-from tests.support.processes import REPO_ROOT
+from harness.db_api import db_api_env, run_migrations
+from harness.postgres import PostgresCluster
+from harness.processes import REPO_ROOT
 
 APP_TABLES = {"users", "chats", "messages", "sessions", "login_throttles"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.support.db_api import DbApiServer
+from harness.db_api import DbApiServer
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from db_api.schemas import PageView
-from tests.support.factories import (
+from harness.factories import (
     add_message,
     create_chat,
     create_turn,

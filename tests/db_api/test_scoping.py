@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.factories import (
+from harness.factories import (
     add_message,
     create_chat,
     create_turn,

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from db_api import search
-from tests.support.db_api import db_api_env, run_migrations
-from tests.support.factories import (
+from harness.db_api import db_api_env, run_migrations
+from harness.factories import (
     add_message,
     create_chat,
     create_turn,
@@ -22,7 +22,7 @@ from tests.support.factories import (
     finish_reply,
     user_headers,
 )
-from tests.support.postgres import PostgresCluster
+from harness.postgres import PostgresCluster
 
 START, STOP = "\u0002", "\u0003"
 

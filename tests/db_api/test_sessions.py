@@ -9,8 +9,8 @@ import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from tests.support.db_api import DbApiServer
-from tests.support.factories import create_user, user_headers
+from harness.db_api import DbApiServer
+from harness.factories import create_user, user_headers
 
 DAY = 24 * 3600
 

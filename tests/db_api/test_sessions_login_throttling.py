@@ -12,10 +12,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.db_api import DbApiServer, start_db_api
-from tests.support.factories import DEFAULT_PASSWORD, auth_headers, create_user, unique_username
-from tests.support.postgres import PostgresCluster
-from tests.support.processes import free_port
+from harness.db_api import running_db_api
+from harness.factories import DEFAULT_PASSWORD, auth_headers, create_user, unique_username
+from harness.postgres import PostgresCluster
 
 ACCOUNT_MAX = 3
 IP_MAX = 5
@@ -24,28 +23,17 @@ LOCK_SECONDS = 30
 
 @pytest.fixture(scope="module")
 def throttled_client(postgres: PostgresCluster) -> Iterator[httpx.Client]:
-    database = "db_api_ip_throttling"
-    postgres.create_database(database)
-    token = secrets.token_urlsafe(32)
-    port = free_port()
-    process = start_db_api(
-        postgres=postgres,
-        database=database,
-        port=port,
-        service_token=token,
-        extra_env={
-            "LOGIN_MAX_FAILURES": str(ACCOUNT_MAX),
-            "LOGIN_LOCK_SECONDS": str(LOCK_SECONDS),
-            "LOGIN_IP_MAX_FAILURES": str(IP_MAX),
-            "LOGIN_IP_WINDOW_SECONDS": "600",
-        },
-    )
-    server = DbApiServer(f"http://127.0.0.1:{port}", token, process, "")
-    try:
-        with httpx.Client(base_url=server.url, headers=auth_headers(token)) as client:
-            yield client
-    finally:
-        process.stop()
+    throttling = {
+        "LOGIN_MAX_FAILURES": str(ACCOUNT_MAX),
+        "LOGIN_LOCK_SECONDS": str(LOCK_SECONDS),
+        "LOGIN_IP_MAX_FAILURES": str(IP_MAX),
+        "LOGIN_IP_WINDOW_SECONDS": "600",
+    }
+    with (
+        running_db_api(postgres, database="db_api_ip_throttling", extra_env=throttling) as server,
+        httpx.Client(base_url=server.url, headers=auth_headers(server.service_token)) as client,
+    ):
+        yield client
 
 
 def verify(client: httpx.Client, username: str, password: str, ip: str) -> httpx.Response:

@@ -6,7 +6,7 @@ import uuid
 
 import httpx
 
-from tests.support.factories import (
+from harness.factories import (
     DEFAULT_PASSWORD,
     create_user,
     unique_username,

@@ -7,9 +7,9 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from harness.factories import unique_username
+from harness.nginx import NginxServer
 from tests.support.browser import OpenTab, save_screenshot
-from tests.support.factories import unique_username
-from tests.support.nginx import NginxServer
 from tests.support.pages import sign_in, sign_up
 
 QUESTION = "What is the capital of France? Answer in one short sentence."

@@ -14,14 +14,14 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from harness.chat_ui import ChatUiServer
+from harness.factories import unique_username
+from harness.forms import post_sign_up
+from harness.nginx import start_nginx
+from harness.processes import free_port
 from tests.e2e.test_browser_journey import start_chat_and_get_reply
 from tests.support.browser import OpenTab, save_screenshot
-from tests.support.chat_ui import ChatUiServer
-from tests.support.factories import unique_username
-from tests.support.forms import post_sign_up
-from tests.support.nginx import start_nginx
 from tests.support.pages import sign_up
-from tests.support.processes import free_port
 from tests.support.tls import make_self_signed_certificate
 
 

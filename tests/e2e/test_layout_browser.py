@@ -9,10 +9,10 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from harness.db_api import DbApiServer
+from harness.factories import add_message, auth_headers, create_chat, unique_username
+from harness.nginx import NginxServer
 from tests.support.browser import OpenTab, save_screenshot
-from tests.support.db_api import DbApiServer
-from tests.support.factories import add_message, auth_headers, create_chat, unique_username
-from tests.support.nginx import NginxServer
 from tests.support.pages import PASSWORD, sign_up
 
 LONG_CODE = "```python\nresult = " + " + ".join(f"value_{n}" for n in range(40)) + "\n```"

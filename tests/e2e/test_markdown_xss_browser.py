@@ -15,10 +15,10 @@ import httpx
 import pytest
 from playwright.sync_api import Dialog, Page, expect
 
+from harness.db_api import DbApiServer
+from harness.factories import add_message, auth_headers, create_chat, unique_username
+from harness.nginx import NginxServer
 from tests.support.browser import BrowserTab, OpenTab, save_screenshot
-from tests.support.db_api import DbApiServer
-from tests.support.factories import add_message, auth_headers, create_chat, unique_username
-from tests.support.nginx import NginxServer
 from tests.support.pages import PASSWORD, sign_up
 
 # Every payload carries this word, so one search lists all of them.

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.forms import Browser, chat_id_of
-from tests.support.postgres import make_cluster_dir
-from tests.support.processes import REPO_ROOT, VENV_BIN, ServiceProcess, free_port, service_env
+from harness.forms import Browser, chat_id_of
+from harness.postgres import make_cluster_dir
+from harness.processes import REPO_ROOT, VENV_BIN, ServiceProcess, free_port, service_env
 
 PORT_VARIABLES = ("APP_PORT", "LM_API_PORT", "DB_API_PORT", "CHAT_UI_PORT", "POSTGRES_PORT")
 

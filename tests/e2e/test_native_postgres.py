@@ -22,10 +22,10 @@ import psycopg2.extensions
 import pytest
 from psycopg2 import errors
 
+from harness.db_api import run_migrations
+from harness.postgres import make_cluster_dir
+from harness.processes import ServiceProcess, free_port, service_env
 from native import stack
-from tests.support.db_api import run_migrations
-from tests.support.postgres import make_cluster_dir
-from tests.support.processes import ServiceProcess, free_port, service_env
 
 APP_ROLE = "chat"
 APP_DATABASE = "chat"

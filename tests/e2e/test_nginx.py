@@ -7,11 +7,11 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-from tests.support.db_api import DbApiServer
-from tests.support.factories import unique_username
-from tests.support.forms import csrf_from
-from tests.support.nginx import NginxServer, start_nginx
-from tests.support.processes import free_port
+from harness.db_api import DbApiServer
+from harness.factories import unique_username
+from harness.forms import csrf_from
+from harness.nginx import NginxServer, start_nginx
+from harness.processes import free_port
 
 
 def test_pages_carry_security_headers(nginx: NginxServer) -> None:

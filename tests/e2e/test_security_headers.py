@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.support.nginx import NginxServer
+from harness.nginx import NginxServer
 
 REQUIRED = {
     "x-content-type-options": "nosniff",

@@ -6,9 +6,9 @@ import re
 
 from playwright.sync_api import expect
 
+from harness.factories import unique_username
+from harness.nginx import NginxServer
 from tests.support.browser import OpenTab
-from tests.support.factories import unique_username
-from tests.support.nginx import NginxServer
 from tests.support.pages import sign_in, sign_up
 
 

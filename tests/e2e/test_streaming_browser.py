@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from harness.chat_ui import running_chat_ui
+from harness.db_api import DbApiServer
+from harness.factories import unique_username
+from harness.nginx import NginxServer
 from tests.support.breaking_model import PARTIAL_TEXT, serve_breaking_model
 from tests.support.browser import BrowserTab, OpenTab, save_screenshot
-from tests.support.chat_ui import running_chat_ui
-from tests.support.db_api import DbApiServer
-from tests.support.factories import unique_username
-from tests.support.nginx import NginxServer
 from tests.support.pages import latest_reply, new_chat, send, sign_in, sign_up
 
 LONG_QUESTION = "Count from 1 to 300, one number per line."

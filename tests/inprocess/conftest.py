@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.forms import Browser
+from harness.forms import Browser
 from tests.support.inprocess import InProcessApp
 
 

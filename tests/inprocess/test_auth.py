@@ -7,8 +7,8 @@ import json
 
 import itsdangerous
 
-from tests.support.factories import DEFAULT_PASSWORD, unique_username
-from tests.support.forms import Browser
+from harness.factories import DEFAULT_PASSWORD, unique_username
+from harness.forms import Browser
 from tests.support.inprocess import InProcessApp
 
 

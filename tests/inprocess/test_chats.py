@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.support.forms import Browser, chat_id_of, textarea_text
+from harness.forms import Browser, chat_id_of, textarea_text
 from tests.support.inprocess import InProcessApp
 
 QUESTION = "Reply with just one word: hello."

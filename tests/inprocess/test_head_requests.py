@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from chat_ui.main import app
-from tests.support.forms import Browser
+from harness.forms import Browser
 from tests.support.inprocess import InProcessApp
 from tests.support.routes import route_table
 

@@ -14,8 +14,8 @@ import pytest
 
 from chat_ui.errors import MalformedForm
 from chat_ui.main import app
-from tests.support.factories import DEFAULT_PASSWORD, unique_username
-from tests.support.forms import Browser, textarea_text
+from harness.factories import DEFAULT_PASSWORD, unique_username
+from harness.forms import Browser, textarea_text
 from tests.support.inprocess import InProcessApp
 from tests.support.routes import body_fields, route_table
 from tests.support.sse import JSON

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.support.forms import Browser
+from harness.forms import Browser
 from tests.support.inprocess import InProcessApp
 
 

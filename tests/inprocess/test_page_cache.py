@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from tests.support.forms import Browser, csrf_from
+from harness.forms import Browser, csrf_from
 from tests.support.inprocess import InProcessApp
 
 REQUEST_ID_FIELD = re.compile(r'name="request_id" value="([^"]+)"')

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from chat_ui.main import app
-from tests.support.forms import Browser
+from harness.forms import Browser
 from tests.support.inprocess import InProcessApp
 from tests.support.routes import route_table
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from tests.support.forms import Browser
+from harness.forms import Browser
 from tests.support.inprocess import InProcessApp
 
 EXPIRED = "Your session expired. Please sign in again."

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from tests.support.forms import Browser
+from harness.forms import Browser
 from tests.support.inprocess import InProcessApp
 from tests.support.sse import JSON, post_json, read_until_done, send_json
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.llama import start_llama_server
-from tests.support.processes import ServiceProcess, free_port
+from harness.llama import start_llama_server
+from harness.processes import ServiceProcess, free_port
 
 
 def start_small_server(model_path: Path, port: int) -> ServiceProcess:

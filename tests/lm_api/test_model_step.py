@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.processes import REPO_ROOT, free_port, service_env
 from lm_api import model as model_step
 from lm_api.config import ModelSettings
-from tests.support.processes import REPO_ROOT, free_port, service_env
 
 OFFLINE = model_step.OFFLINE_MODEL
 HF_FILE = "qwen2.5-0.5b-instruct-q5_k_m.gguf"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.llama import LlamaServer
+from harness.llama import LlamaServer
 
 MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant. Answer in one sentence."},

@@ -19,7 +19,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.support.processes import ARTIFACTS_DIR
+from harness.processes import ARTIFACTS_DIR
 
 __all__ = [
     "BrowserTab",

@@ -1,34 +1,21 @@
-"""Run db-api as a real process against a PostgreSQL database made for it."""
+"""The test session's db-api (harness.db_api), and clients for it: over HTTP or in-process."""
 
 from __future__ import annotations
 
-import secrets
-import subprocess
-import sys
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import httpx
 import pytest
 
-from tests.support.factories import auth_headers
-from tests.support.postgres import PostgresCluster
-from tests.support.processes import REPO_ROOT, ServiceProcess, free_port, service_env
+from harness.db_api import DbApiServer, db_api_env, running_db_api
+from harness.factories import auth_headers
+from harness.postgres import PostgresCluster
 
-__all__ = [
-    "DbApiServer",
-    "db_api",
-    "db_api_client",
-    "db_api_env",
-    "db_api_in_process",
-    "run_migrations",
-    "start_db_api",
-]
+__all__ = ["db_api", "db_api_client", "db_api_in_process"]
 
-ALEMBIC_INI = REPO_ROOT / "db-api" / "alembic.ini"
-# The session db-api's database; the in-process app (db_api_asgi_client) shares it.
+# The session db-api's database; the in-process app (db_api_in_process) shares it.
 SESSION_DATABASE = "db_api_tests"
 # What db-api reads from its environment to reach PostgreSQL and check callers.
 DB_API_VARIABLES = (
@@ -42,102 +29,11 @@ DB_API_VARIABLES = (
 )
 
 
-def db_api_env(
-    *,
-    postgres: PostgresCluster,
-    database: str,
-    service_token: str,
-    extra_env: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """The environment db-api (and its migrations) read, on top of the runner's own."""
-    return service_env(
-        {
-            "POSTGRES_HOST": postgres.host,
-            "POSTGRES_PORT": str(postgres.port),
-            "POSTGRES_USER": postgres.user,
-            "POSTGRES_PASSWORD": postgres.password,
-            "POSTGRES_DB": database,
-            "SERVICE_TOKEN": service_token,
-            "APP_ENV": "development",
-            **(extra_env or {}),
-        }
-    )
-
-
-def run_migrations(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """`alembic -c db-api/alembic.ini <args>` (default `upgrade head`); raises on failure."""
-    alembic_args = args or ("upgrade", "head")
-    command = [sys.executable, "-m", "alembic", "-c", str(ALEMBIC_INI), *alembic_args]
-    result = subprocess.run(
-        command, env=dict(env), cwd=REPO_ROOT, capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def start_db_api(
-    *,
-    postgres: PostgresCluster,
-    database: str,
-    port: int,
-    service_token: str,
-    extra_env: dict[str, str] | None = None,
-) -> ServiceProcess:
-    """Migrate `database`, start uvicorn on 127.0.0.1:`port` and wait until it is ready."""
-    env = db_api_env(
-        postgres=postgres, database=database, service_token=service_token, extra_env=extra_env
-    )
-    run_migrations(env)
-    process = ServiceProcess(
-        f"db-api-{port}",
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "db_api.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-    ).start()
-    try:
-        process.wait_for_http(f"http://127.0.0.1:{port}/health/ready")
-    except BaseException:
-        process.stop()
-        raise
-    return process
-
-
-@dataclass(frozen=True)
-class DbApiServer:
-    """A running db-api: where it answers, the token it expects, its database."""
-
-    url: str
-    service_token: str
-    process: ServiceProcess
-    database_url: str
-
-
 @pytest.fixture(scope="session")
 def db_api(postgres: PostgresCluster) -> Iterator[DbApiServer]:
     """The session's db-api, on its own fresh database."""
-    database = SESSION_DATABASE
-    database_url = postgres.create_database(database)
-    token = secrets.token_urlsafe(32)
-    port = free_port()
-    process = start_db_api(postgres=postgres, database=database, port=port, service_token=token)
-    try:
-        yield DbApiServer(
-            url=f"http://127.0.0.1:{port}",
-            service_token=token,
-            process=process,
-            database_url=database_url,
-        )
-    finally:
-        process.stop()
+    with running_db_api(postgres, database=SESSION_DATABASE) as server:
+        yield server
 
 
 @pytest.fixture

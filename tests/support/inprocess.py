@@ -30,8 +30,8 @@ with warnings.catch_warnings():
 
 from chat_ui.generation import GenerationRegistry
 from chat_ui.page_cache import PageCache
+from harness.forms import Browser
 from tests.support.fakes import FakeDbApi, FakeModel, in_memory_db_client, in_memory_lm_client
-from tests.support.forms import Browser
 
 __all__ = ["InProcessApp", "asgi_portal", "inprocess"]
 
@@ -58,7 +58,7 @@ class InProcessApp:
         return client
 
     def browser(self) -> Browser:
-        """A signed-out browser with JavaScript off (see tests.support.forms)."""
+        """A signed-out browser with JavaScript off (see harness.forms)."""
         return Browser(http=self.client(follow_redirects=True))
 
     def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -1,48 +1,16 @@
-"""A real nginx in front of chat-ui, configured exactly like native mode."""
+"""The session's nginx (harness.nginx) in front of the session's chat-ui."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from native.stack import nginx_command, tls_files_present, write_nginx_config
-from tests.support.chat_ui import ChatUiServer
-from tests.support.processes import ServiceProcess, free_port
+from harness.chat_ui import ChatUiServer
+from harness.nginx import NginxServer, start_nginx
+from harness.processes import free_port
 
-__all__ = ["NginxServer", "nginx", "start_nginx"]
-
-
-@dataclass(frozen=True)
-class NginxServer:
-    url: str
-    process: ServiceProcess
-    config_dir: Path
-
-
-def start_nginx(
-    *,
-    config_dir: Path,
-    chat_ui_upstream: str,
-    port: int,
-    tls_dir: Path | None = None,
-    tls_port: int | None = None,
-) -> ServiceProcess:
-    main_config = write_nginx_config(
-        config_dir,
-        listen_port=port,
-        chat_ui_upstream=chat_ui_upstream,
-        access_log="off",
-        tls_dir=tls_dir,
-        tls_port=tls_port,
-    )
-    process = ServiceProcess(f"nginx-{port}", nginx_command(main_config)).start()
-    # With TLS on, plain HTTP only redirects.
-    expected = 308 if tls_files_present(tls_dir) and tls_port is not None else 200
-    process.wait_for_http(f"http://127.0.0.1:{port}/static/style.css", expect=expected)
-    return process
+__all__ = ["nginx"]
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.forms import Browser
+from harness.forms import Browser
 
 __all__: list[str] = []
 

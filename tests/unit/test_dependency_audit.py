@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import REPO_ROOT
+from harness.processes import REPO_ROOT
 
 REQUIREMENTS = [
     REPO_ROOT / "chat-ui" / "requirements.txt",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import REPO_ROOT
+from harness.processes import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,7 @@ from pydantic import SecretStr, ValidationError
 
 from chat_ui.config import Settings as ChatUiSettings
 from db_api.config import Settings as DbApiSettings
-from tests.support.processes import REPO_ROOT
+from harness.processes import REPO_ROOT
 
 REAL = "r" * 43
 BAD_VALUES = {

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from tests.support.db_api import DbApiServer
-from tests.support.factories import DEFAULT_PASSWORD, unique_username, user_headers
+from harness.db_api import DbApiServer
+from harness.factories import DEFAULT_PASSWORD, unique_username, user_headers
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 # The message box (id="content"); an edit form's textarea may come earlier in the page.

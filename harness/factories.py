@@ -1,4 +1,4 @@
-"""Small helpers every test tier uses to make users, chats and messages through db-api."""
+"""Small helpers the tests and benchmarks use to make users, chats and messages through db-api."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-
-__all__: list[str] = []
 
 DEFAULT_PASSWORD = "correct horse battery"
 

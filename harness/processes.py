@@ -1,7 +1,7 @@
-"""Start real service processes for tests and wait until they answer.
+"""Start real service processes for tests and benchmarks and wait until they answer.
 
-Every service under test is a real process (PostgreSQL, llama.cpp server,
-db-api, chat-ui, nginx). This module owns the boring parts: free ports,
+Every service the tests and benchmarks use is a real process (PostgreSQL, llama.cpp
+server, db-api, chat-ui, nginx). This module owns the boring parts: free ports,
 log files, readiness polling and a clean stop that never leaves orphans.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"
 VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", REPO_ROOT / ".venv")) / "bin"
 
