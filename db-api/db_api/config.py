@@ -120,8 +120,9 @@ class Settings(BaseSettings):
 
     @property
     def database_url(self) -> URL:
+        """The service's URL (asyncpg); migrations swap in psycopg2, Alembic's own driver."""
         return URL.create(
-            "postgresql+psycopg2",
+            "postgresql+asyncpg",
             username=self.postgres_user,
             password=self.postgres_password.get_secret_value(),
             host=self.postgres_host,

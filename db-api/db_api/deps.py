@@ -1,4 +1,7 @@
-"""Dependencies routes declare by type: the database session, the caller and the acting user."""
+"""Dependencies routes declare by type: settings, the calling service and the acting user.
+
+The database sessions (`WriteSession`, `ReadSession`) are in `database`.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,8 @@ from typing import Annotated
 
 from fastapi import Depends, Header
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 
 from db_api.config import Settings, get_settings
-from db_api.db import get_session
 from db_api.errors import InvalidServiceTokenError
 
 
@@ -20,7 +21,6 @@ async def current_settings() -> Settings:
     return get_settings()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(current_settings)]
 
 # auto_error=False: a missing header must answer 401 like a wrong one, not FastAPI's 403.

@@ -7,12 +7,14 @@ import logging
 import math
 from typing import Any, ClassVar
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, EmulatedDBAPIException
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -153,11 +155,44 @@ async def handle_app_error(_request: Request, error: Exception) -> JSONResponse:
     return _app_error_response(error)
 
 
+# What asyncpg raises when PostgreSQL is not there for us right now: refused, reset,
+# shut down, restarting ("the database system is shutting down"), full, or a connection
+# cut off mid-query (left mid-protocol), as opposed to a bug in a query.
+_DRIVER_CONNECTION_LOST = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+)
+
+
+def connection_lost(error: Exception) -> bool:
+    """Whether `error` means "PostgreSQL is not there for us right now".
+
+    db-api talks to nothing but PostgreSQL, so a raw OSError is the database too (asyncpg
+    raises it unwrapped when it cannot connect at all); a full pool is a timeout.
+    """
+    if isinstance(error, (PoolTimeoutError, *_DRIVER_CONNECTION_LOST)):
+        # Raw driver errors come from the hot reads (database.HotRead).
+        return True
+    if isinstance(error, EmulatedDBAPIException):
+        # A connection the pool failed to open for a page read (database.page_connection),
+        # unwrapped by any Connection: SQLAlchemy's adapter error, asyncpg's as its cause.
+        return isinstance(error.__cause__, _DRIVER_CONNECTION_LOST)
+    if not isinstance(error, DBAPIError):
+        return False
+    # SQLAlchemy wraps asyncpg's exception; the original is the adapter's cause.
+    driver_error = getattr(error.orig, "__cause__", None)
+    return error.connection_invalidated or isinstance(driver_error, _DRIVER_CONNECTION_LOST)
+
+
 async def handle_database_error(_request: Request, error: Exception) -> JSONResponse:
     """Lost or refused connections become 503; anything else is a bug, logged, and a plain 500."""
-    assert isinstance(error, DBAPIError)
-    if isinstance(error, OperationalError | InterfaceError) or error.connection_invalidated:
-        logger.warning("Database unavailable: %s", error.orig)
+    if connection_lost(error):
+        logger.warning("Database unavailable: %s", getattr(error, "orig", None) or error)
         return _app_error_response(DatabaseUnavailableError())
     logger.error("Unexpected database error", exc_info=error)
     return JSONResponse(status_code=500, content={"detail": "Unexpected database error"})
@@ -189,4 +224,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
     app.add_exception_handler(AppError, handle_app_error)
-    app.add_exception_handler(DBAPIError, handle_database_error)
+    database_failures = (
+        DBAPIError,
+        EmulatedDBAPIException,
+        PoolTimeoutError,
+        asyncpg.PostgresError,
+    )
+    for database_failure in database_failures + _DRIVER_CONNECTION_LOST:
+        app.add_exception_handler(database_failure, handle_database_error)

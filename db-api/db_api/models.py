@@ -1,4 +1,4 @@
-"""SQLAlchemy tables: users, their sign-in sessions, their chats and the messages in each chat."""
+"""SQLAlchemy tables: users, their sign-ins (`sessions`), their chats and the chats' messages."""
 
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ class Message(Base):
     )
 
 
-class UserSession(Base):
+class SignIn(Base):
     """A sign-in. Only a hash of the token is stored, so a database leak signs nobody in."""
 
     __tablename__ = "sessions"

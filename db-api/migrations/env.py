@@ -5,7 +5,7 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import URL, create_engine, pool, text
 
 from db_api.config import get_settings
 from db_api.models import Base
@@ -21,10 +21,15 @@ target_metadata = Base.metadata
 MIGRATION_LOCK_ID = 0x636861745F617070  # "chat_app" in ASCII
 
 
+def migration_url() -> URL:
+    # Migrations run once, synchronously, before the service starts: psycopg2 suits them.
+    return get_settings().database_url.set(drivername="postgresql+psycopg2")
+
+
 def run_migrations_offline() -> None:
     """Print the SQL instead of running it (`alembic upgrade head --sql`)."""
     context.configure(
-        url=get_settings().database_url.render_as_string(hide_password=False),
+        url=migration_url().render_as_string(hide_password=False),
         target_metadata=target_metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
@@ -34,7 +39,7 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = create_engine(get_settings().database_url, poolclass=pool.NullPool)
+    engine = create_engine(migration_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata)
         with context.begin_transaction():

@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.orm import Session
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from db_api import search
+from db_api.queries import search
 from harness.db_api import db_api_env, run_migrations
 from harness.factories import (
     add_message,
@@ -244,7 +244,7 @@ def test_longest_query_is_fine(db_api_client: httpx.Client, user: dict[str, Any]
     assert _search(db_api_client, user, "word " * 39 + "word")["items"] == []
 
 
-def test_non_ascii_case_folds_in_a_utf8_locale_database(postgres: PostgresCluster) -> None:
+async def test_non_ascii_case_folds_in_a_utf8_locale_database(postgres: PostgresCluster) -> None:
     """Native mode and compose run PostgreSQL with a UTF-8 LC_CTYPE: "CAFÉ" finds "café".
 
     (The session's test cluster uses the C locale, where only ASCII letters fold.)
@@ -278,9 +278,17 @@ def test_non_ascii_case_folds_in_a_utf8_locale_database(postgres: PostgresCluste
                 text("INSERT INTO messages (chat_id, role, content) VALUES (:chat, 'user', :c)"),
                 {"chat": chat_id, "c": "ПРИВЕТ, Straße"},
             )
-        with Session(engine) as session:
-            for query in ("café", "Café", "привет", "Привет"):
-                hits = search.search_chats(session, owner_id=user_id, query=query, limit=5)
-                assert [chat.id for chat, _ in hits] == [chat_id], query
+        # The query itself, as db-api runs it: asyncpg under SQLAlchemy's async session.
+        service_engine = create_async_engine(
+            make_url(postgres.url_for(name)).set(drivername="postgresql+asyncpg"),
+            poolclass=NullPool,
+        )
+        try:
+            async with AsyncSession(service_engine) as db:
+                for query in ("café", "Café", "привет", "Привет"):
+                    hits = await search.search_chats(db, owner_id=user_id, query=query, limit=5)
+                    assert [chat.id for chat, _ in hits] == [chat_id], query
+        finally:
+            await service_engine.dispose()
     finally:
         engine.dispose()

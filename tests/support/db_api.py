@@ -50,9 +50,9 @@ def db_api_in_process(db_api: DbApiServer, postgres: PostgresCluster) -> Iterato
     A Starlette TestClient that sends the service token: the same routes and the same
     data as `db_api_client`, without the HTTP hop, and with a failing route's traceback
     in the test's own output. The environment is db-api's only while its settings are
-    read; those settings and the engine made from them are forgotten afterwards.
+    read and forgotten afterwards; the lifespan's pool closes with the client.
     """
-    from db_api import config, db
+    from db_api import config
 
     with warnings.catch_warnings():
         # Starlette 1.x prefers httpx2 for its TestClient; httpx is what the tiers use.
@@ -62,9 +62,7 @@ def db_api_in_process(db_api: DbApiServer, postgres: PostgresCluster) -> Iterato
     env = db_api_env(
         postgres=postgres, database=SESSION_DATABASE, service_token=db_api.service_token
     )
-    cached = (config.get_settings, db.get_engine, db.get_session_factory)
-    for function in cached:
-        function.cache_clear()
+    config.get_settings.cache_clear()
     with pytest.MonkeyPatch.context() as patch:
         for name in DB_API_VARIABLES:
             patch.setenv(name, env[name])
@@ -77,5 +75,4 @@ def db_api_in_process(db_api: DbApiServer, postgres: PostgresCluster) -> Iterato
         ) as client:
             yield client
     finally:
-        for function in cached:
-            function.cache_clear()
+        config.get_settings.cache_clear()

@@ -71,7 +71,7 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.login_max_failures == 7
     assert settings.login_lock_seconds == 60
     url = settings.database_url
-    assert (url.host, url.port, url.drivername) == ("db.internal", 5433, "postgresql+psycopg2")
+    assert (url.host, url.port, url.drivername) == ("db.internal", 5433, "postgresql+asyncpg")
     assert STRONG_PASSWORD not in repr(settings)
 
 

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from db_api import crud, reads, search
-from db_api.deps import CurrentUserId, ServiceAuth, SessionDep
+from db_api.database import PageConnection, ReadSession, WriteSession
+from db_api.deps import CurrentUserId, ServiceAuth
 from db_api.errors import ChatNotFoundError
+from db_api.queries import chats, pages, search
 from db_api.schemas import (
     DEFAULT_CHAT_TITLE,
     ChatCreate,
@@ -47,15 +48,13 @@ MAX_OFFSET = 1_000_000_000
 )
 async def list_chats(
     user_id: CurrentUserId,
+    connection: PageConnection,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1 to 100.")] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Chats to skip.")] = 0,
 ) -> Response:
-    async def read(connection: reads.Connection) -> dict[str, Any]:
-        total = await reads.chat_count(connection, owner_id=user_id)
-        items = await reads.chat_list(connection, owner_id=user_id, limit=limit, offset=offset)
-        return {"items": items, "total": total, "limit": limit, "offset": offset}
-
-    return reads.json_response(await reads.with_connection(read))
+    total = await chats.chat_count(connection, owner_id=user_id)
+    items = await chats.chat_rows(connection, owner_id=user_id, limit=limit, offset=offset)
+    return pages.json_response({"items": items, "total": total, "limit": limit, "offset": offset})
 
 
 # Declared before "/{chat_id}", which would otherwise take "search" for a (malformed) id.
@@ -69,13 +68,13 @@ async def list_chats(
     "recently active. Each hit carries a plain-text `snippet` with the matched words "
     "wrapped in U+0002 ... U+0003. A query of only punctuation matches nothing.",
 )
-def search_chats(
+async def search_chats(
     user_id: CurrentUserId,
-    session: SessionDep,
+    db: ReadSession,
     q: Annotated[SearchQuery, Query(description="What to look for; 1 to 200 characters, trimmed.")],
     limit: Annotated[int, Query(ge=1, le=50, description="Most hits to answer, 1 to 50.")] = 20,
 ) -> SearchResults:
-    hits = search.search_chats(session, owner_id=user_id, query=q, limit=limit)
+    hits = await search.search_chats(db, owner_id=user_id, query=q, limit=limit)
     return SearchResults(
         items=[
             SearchHit(chat=ChatPublic.model_validate(chat), snippet=snippet)
@@ -98,14 +97,11 @@ def search_chats(
         404: {"model": ErrorDetail, "description": "Unknown user"},
     },
 )
-def create_chat(
-    body: ChatCreate, user_id: CurrentUserId, session: SessionDep, response: Response
+async def create_chat(
+    body: ChatCreate, user_id: CurrentUserId, db: WriteSession, response: Response
 ) -> ChatPublic:
-    chat, created = crud.create_chat(
-        session,
-        owner_id=user_id,
-        title=body.title or DEFAULT_CHAT_TITLE,
-        request_id=body.request_id,
+    chat, created = await chats.create_chat(
+        db, owner_id=user_id, title=body.title or DEFAULT_CHAT_TITLE, request_id=body.request_id
     )
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -119,14 +115,11 @@ def create_chat(
     response_model=ChatDetail,
     responses=NOT_FOUND,
 )
-async def get_chat(chat_id: ChatId, user_id: CurrentUserId) -> Response:
-    async def read(connection: reads.Connection) -> dict[str, Any] | None:
-        return await reads.chat_detail(connection, owner_id=user_id, chat_id=chat_id)
-
-    chat = await reads.with_connection(read)
+async def get_chat(chat_id: ChatId, user_id: CurrentUserId, connection: PageConnection) -> Response:
+    chat = await pages.chat_detail(connection, owner_id=user_id, chat_id=chat_id)
     if chat is None:
         raise ChatNotFoundError()
-    return reads.json_response(chat)
+    return pages.json_response(chat)
 
 
 @router.patch(
@@ -135,10 +128,10 @@ async def get_chat(chat_id: ChatId, user_id: CurrentUserId) -> Response:
     description="Sets a new title (trimmed, 1 to 200 characters).",
     responses=NOT_FOUND,
 )
-def rename_chat(
-    chat_id: ChatId, body: ChatUpdate, user_id: CurrentUserId, session: SessionDep
+async def rename_chat(
+    chat_id: ChatId, body: ChatUpdate, user_id: CurrentUserId, db: WriteSession
 ) -> ChatPublic:
-    chat = crud.rename_chat(session, owner_id=user_id, chat_id=chat_id, title=body.title)
+    chat = await chats.rename_chat(db, owner_id=user_id, chat_id=chat_id, title=body.title)
     return ChatPublic.model_validate(chat)
 
 
@@ -149,6 +142,6 @@ def rename_chat(
     description="Deletes the chat and all of its messages.",
     responses=NOT_FOUND,
 )
-def delete_chat(chat_id: ChatId, user_id: CurrentUserId, session: SessionDep) -> Response:
-    crud.delete_chat(session, owner_id=user_id, chat_id=chat_id)
+async def delete_chat(chat_id: ChatId, user_id: CurrentUserId, db: WriteSession) -> Response:
+    await chats.delete_chat(db, owner_id=user_id, chat_id=chat_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

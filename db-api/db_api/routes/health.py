@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from db_api.db import get_engine
+from db_api.database import ReadSession
 from db_api.schemas import ErrorDetail
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -23,7 +23,7 @@ class HealthStatus(BaseModel):
     summary="Is the process up",
     description="Answers as long as the web server runs; does not touch the database.",
 )
-def live() -> HealthStatus:
+async def live() -> HealthStatus:
     return HealthStatus()
 
 
@@ -33,7 +33,6 @@ def live() -> HealthStatus:
     description="Runs `SELECT 1` on PostgreSQL. 503 while the database is unreachable.",
     responses={503: {"model": ErrorDetail, "description": "Database unavailable"}},
 )
-def ready() -> HealthStatus:
-    with get_engine().connect() as connection:
-        connection.execute(text("SELECT 1"))
+async def ready(db: ReadSession) -> HealthStatus:
+    await db.execute(text("SELECT 1"))
     return HealthStatus()

@@ -8,8 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from db_api import crud
-from db_api.deps import CurrentUserId, ServiceAuth, SessionDep
+from db_api.database import ReadSession, WriteSession
+from db_api.deps import CurrentUserId, ServiceAuth
+from db_api.queries import messages
 from db_api.schemas import (
     MAX_BIGINT,
     ErrorDetail,
@@ -45,11 +46,11 @@ REPLY_IN_PROGRESS = "Another reply in this chat is still being written"
     "user's next message and start its reply together, use `POST /chats/{chat_id}/turns`.",
     responses={409: {"model": ErrorDetail, "description": REPLY_IN_PROGRESS}},
 )
-def add_message(
-    chat_id: ChatId, body: MessageCreate, user_id: CurrentUserId, session: SessionDep
+async def add_message(
+    chat_id: ChatId, body: MessageCreate, user_id: CurrentUserId, db: WriteSession
 ) -> MessagePublic:
-    message = crud.add_message(
-        session,
+    message = await messages.add_message(
+        db,
         owner_id=user_id,
         chat_id=chat_id,
         role=body.role,
@@ -67,10 +68,10 @@ def add_message(
     "the old reply when a message is edited and sent again. `after_id=0` empties the chat. "
     "Deleting nothing is not an error.",
 )
-def delete_messages_after(
+async def delete_messages_after(
     chat_id: ChatId,
     user_id: CurrentUserId,
-    session: SessionDep,
+    db: WriteSession,
     after_id: Annotated[
         int,
         Query(
@@ -81,7 +82,7 @@ def delete_messages_after(
         ),
     ],
 ) -> Response:
-    crud.delete_messages_after(session, owner_id=user_id, chat_id=chat_id, after_id=after_id)
+    await messages.delete_messages_after(db, owner_id=user_id, chat_id=chat_id, after_id=after_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -90,10 +91,12 @@ def delete_messages_after(
     summary="Get a message",
     description="One message of the chat, e.g. to poll a reply that is being generated.",
 )
-def get_message(
-    chat_id: ChatId, message_id: MessageId, user_id: CurrentUserId, session: SessionDep
+async def get_message(
+    chat_id: ChatId, message_id: MessageId, user_id: CurrentUserId, db: ReadSession
 ) -> MessagePublic:
-    message = crud.get_message(session, owner_id=user_id, chat_id=chat_id, message_id=message_id)
+    message = await messages.get_message(
+        db, owner_id=user_id, chat_id=chat_id, message_id=message_id
+    )
     return MessagePublic.model_validate(message)
 
 
@@ -114,21 +117,21 @@ def get_message(
         }
     },
 )
-def update_message(
+async def update_message(
     chat_id: ChatId,
     message_id: MessageId,
     body: MessageUpdate,
     user_id: CurrentUserId,
-    session: SessionDep,
+    db: WriteSession,
 ) -> MessagePublic:
-    message = crud.update_message(
-        session,
+    message = await messages.update_message(
+        db,
         owner_id=user_id,
         chat_id=chat_id,
         message_id=message_id,
         content=body.content,
         status=body.status,
-        context_start_id=body.context_start_id if body.sets_context_start else crud.KEEP,
+        context_start_id=body.context_start_id if body.sets_context_start else messages.KEEP,
         if_status=body.if_status,
     )
     return MessagePublic.model_validate(message)

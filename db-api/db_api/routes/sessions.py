@@ -1,4 +1,5 @@
-"""Sign-in sessions: started after a password check, resolved on every page, ended at sign-out.
+"""Sign-ins (the API calls them sessions): started after a password check, resolved on
+every page, ended at sign-out.
 
 The token is a bearer secret for one browser; db-api stores only its SHA-256, so the
 table alone signs nobody in.
@@ -12,8 +13,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from db_api import crud, reads, security
-from db_api.deps import CurrentUserId, ServiceAuth, SessionDep
+from db_api import security
+from db_api.database import PageConnection, WriteSession
+from db_api.deps import CurrentUserId, ServiceAuth
+from db_api.queries import pages, sign_ins
 from db_api.schemas import (
     ErrorDetail,
     PageView,
@@ -52,21 +55,20 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     "deleted at the same time.",
     responses={404: {"model": ErrorDetail, "description": "Unknown user"}},
 )
-def create_session(body: SessionCreate, session: SessionDep) -> SessionCreated:
+async def create_session(body: SessionCreate, db: WriteSession) -> SessionCreated:
     token = security.new_session_token()
-    row = crud.create_session(
-        session,
+    sign_in, user = await sign_ins.create_sign_in(
+        db,
         user_id=body.user_id,
         token_hash=security.hash_session_token(token),
         now=datetime.now(UTC),
         max_age_seconds=body.max_age_seconds,
     )
-    user = crud.get_user(session, user_id=row.user_id)
     return SessionCreated(
         token=token,
         user=UserPublic.model_validate(user),
-        created_at=row.created_at,
-        expires_at=row.expires_at,
+        created_at=sign_in.created_at,
+        expires_at=sign_in.expires_at,
     )
 
 
@@ -77,14 +79,10 @@ def create_session(body: SessionCreate, session: SessionDep) -> SessionCreated:
     "expired nor signed out. One query: callers need no separate user lookup.",
     responses=NOT_FOUND,
 )
-async def resolve_session(token: SessionToken) -> SessionPublic:
-    async def read(connection: reads.Connection) -> SessionPublic:
-        live = await reads.live_session(connection, security.hash_session_token(token))
-        return SessionPublic(
-            user=live.user(), created_at=live.created_at, expires_at=live.expires_at
-        )
-
-    return await reads.with_connection(read)
+async def resolve_session(token: SessionToken, connection: PageConnection) -> SessionPublic:
+    token_hash = security.hash_session_token(token)
+    live = await sign_ins.live_sign_in(connection, token_hash=token_hash)
+    return SessionPublic(user=live.user(), created_at=live.created_at, expires_at=live.expires_at)
 
 
 @router.get(
@@ -103,22 +101,17 @@ async def resolve_session(token: SessionToken) -> SessionPublic:
 )
 async def chat_page_view(
     token: SessionToken,
+    connection: PageConnection,
     chat_id: Annotated[uuid.UUID | None, Query(description="The chat to include.")] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="How many chats to list.")] = 50,
     if_none_match: Annotated[str | None, Header(max_length=1000)] = None,
 ) -> Response:
-    async def read(connection: reads.Connection) -> tuple[str, dict[str, Any] | None]:
-        live = await reads.live_session(connection, security.hash_session_token(token))
-        etag = live.etag()
-        if reads.etag_matches(if_none_match, etag):
-            return etag, None
-        return etag, await reads.page_view(connection, live=live, chat_id=chat_id, limit=limit)
-
-    etag, view = await reads.with_connection(read)
-    headers = {"ETag": etag}
-    if view is None:
+    live = await sign_ins.live_sign_in(connection, token_hash=security.hash_session_token(token))
+    headers = {"ETag": live.etag()}
+    if pages.etag_matches(if_none_match, live.etag()):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    return reads.json_response(view, headers=headers)
+    view = await pages.page_view(connection, live=live, chat_id=chat_id, limit=limit)
+    return pages.json_response(view, headers=headers)
 
 
 @router.delete(
@@ -127,8 +120,8 @@ async def chat_page_view(
     summary="End a session (sign out)",
     description="Idempotent: an unknown or already ended session also answers 204.",
 )
-def revoke_session(token: SessionToken, session: SessionDep) -> Response:
-    crud.revoke_session(session, token_hash=security.hash_session_token(token))
+async def revoke_session(token: SessionToken, db: WriteSession) -> Response:
+    await sign_ins.revoke_sign_in(db, token_hash=security.hash_session_token(token))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -138,6 +131,6 @@ def revoke_session(token: SessionToken, session: SessionDep) -> Response:
     summary="End all of the acting user's sessions (sign out everywhere)",
     description="Every session of the user named by `X-User-Id`; other users' are untouched.",
 )
-def revoke_user_sessions(user_id: CurrentUserId, session: SessionDep) -> Response:
-    crud.revoke_user_sessions(session, user_id=user_id)
+async def revoke_user_sessions(user_id: CurrentUserId, db: WriteSession) -> Response:
+    await sign_ins.revoke_user_sign_ins(db, user_id=user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

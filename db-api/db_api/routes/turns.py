@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from db_api import crud
-from db_api.deps import CurrentUserId, ServiceAuth, SessionDep
+from db_api.database import WriteSession
+from db_api.deps import CurrentUserId, ServiceAuth
+from db_api.queries import messages
 from db_api.schemas import ChatPublic, ErrorDetail, MessagePublic, TurnCreate, TurnPublic
 
 router = APIRouter(
@@ -45,15 +46,15 @@ ChatId = Annotated[uuid.UUID, Path(description="The chat's id.")]
         },
     },
 )
-def start_turn(
+async def start_turn(
     chat_id: ChatId,
     body: TurnCreate,
     user_id: CurrentUserId,
-    session: SessionDep,
+    db: WriteSession,
     response: Response,
 ) -> TurnPublic:
-    turn = crud.start_turn(
-        session,
+    turn = await messages.start_turn(
+        db,
         owner_id=user_id,
         chat_id=chat_id,
         content=body.content,

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
+from starlette.concurrency import run_in_threadpool
 
-from db_api import crud, security
-from db_api.deps import CurrentUserId, ServiceAuth, SessionDep, SettingsDep
+from db_api import security
+from db_api.database import ReadSession, WriteSession
+from db_api.deps import CurrentUserId, ServiceAuth, SettingsDep
 from db_api.errors import InvalidCredentialsError, TooManyLoginFailuresError
 from db_api.models import User
+from db_api.queries import login_throttles, users
 from db_api.schemas import ErrorDetail, LoginAttempt, UserCreate, UserPublic
 
 router = APIRouter(
@@ -20,6 +24,18 @@ router = APIRouter(
 )
 
 
+async def new_password_hash(body: UserCreate) -> str:
+    """argon2 (a few hundred milliseconds of CPU) in the thread pool.
+
+    A dependency declared before `WriteSession`, so it runs before the request takes a
+    database connection: one held while hashing would be one fewer for everyone else.
+    """
+    return await run_in_threadpool(security.hash_password, body.password)
+
+
+NewPasswordHash = Annotated[str, Depends(new_password_hash)]
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -28,10 +44,10 @@ router = APIRouter(
     "case: `Alice` is taken once `alice` exists.",
     responses={409: {"model": ErrorDetail, "description": "Username already taken"}},
 )
-def create_user(body: UserCreate, session: SessionDep) -> UserPublic:
-    user = crud.create_user(
-        session, username=body.username, password_hash=security.hash_password(body.password)
-    )
+async def create_user(
+    body: UserCreate, password_hash: NewPasswordHash, db: WriteSession
+) -> UserPublic:
+    user = await users.create_user(db, username=body.username, password_hash=password_hash)
     return UserPublic.model_validate(user)
 
 
@@ -54,28 +70,32 @@ def create_user(body: UserCreate, session: SessionDep) -> UserPublic:
         },
     },
 )
-def verify_user(body: LoginAttempt, session: SessionDep, settings: SettingsDep) -> UserPublic:
+async def verify_user(body: LoginAttempt, db: WriteSession, settings: SettingsDep) -> UserPublic:
     client_key, account_key = security.login_throttle_keys(
         username=body.username, client=security.client_key(body.client_ip)
     )
     # The row lock serialises concurrent attempts on one account, so none goes uncounted.
-    user = crud.find_user_by_username(session, username=body.username, for_update=True)
+    user = await users.find_user_by_username(db, username=body.username, for_update=True)
     now = datetime.now(UTC)
-    locked_seconds = crud.login_locked_seconds(session, keys=(client_key, account_key), now=now)
+    locked_seconds = await login_throttles.locked_seconds(
+        db, keys=(client_key, account_key), now=now
+    )
     if locked_seconds is not None:
         raise TooManyLoginFailuresError(locked_seconds)
     if user is None:
-        security.spend_verification_time(body.password)
-    if user is None or not security.verify_password(user.password_hash, body.password):
-        crud.record_login_failure(
-            session,
+        await run_in_threadpool(security.spend_verification_time, body.password)
+    if user is None or not await run_in_threadpool(
+        security.verify_password, user.password_hash, body.password
+    ):
+        await login_throttles.record_failure(
+            db,
             key=account_key,
             now=now,
             max_failures=settings.login_max_failures,
             lock_seconds=settings.login_lock_seconds,
         )
-        crud.record_login_failure(
-            session,
+        await login_throttles.record_failure(
+            db,
             key=client_key,
             now=now,
             max_failures=settings.login_ip_max_failures,
@@ -85,8 +105,9 @@ def verify_user(body: LoginAttempt, session: SessionDep, settings: SettingsDep) 
         raise InvalidCredentialsError()
     # Only the account's count starts over: a success must not buy an address more guesses
     # at other accounts.
-    crud.clear_login_failures(session, key=account_key)
-    crud.record_login_success(session, user=user, new_password_hash=_rehashed(user, body.password))
+    await login_throttles.clear_failures(db, key=account_key)
+    new_hash = await run_in_threadpool(_rehashed, user, body.password)
+    await users.record_login_success(db, user=user, new_password_hash=new_hash)
     return UserPublic.model_validate(user)
 
 
@@ -103,5 +124,5 @@ def _rehashed(user: User, password: str) -> str | None:
     description="The account named by the `X-User-Id` header.",
     responses={404: {"model": ErrorDetail, "description": "Unknown user"}},
 )
-def get_current_user(user_id: CurrentUserId, session: SessionDep) -> UserPublic:
-    return UserPublic.model_validate(crud.get_user(session, user_id=user_id))
+async def get_current_user(user_id: CurrentUserId, db: ReadSession) -> UserPublic:
+    return UserPublic.model_validate(await users.get_user(db, user_id=user_id))

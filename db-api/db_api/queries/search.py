@@ -11,7 +11,7 @@ import uuid
 
 from sqlalchemy import ColumnElement, Text, cast, func, literal, select
 from sqlalchemy.dialects.postgresql import REGCONFIG, TSQUERY, distinct_on
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from db_api.models import Chat, Message
 
@@ -31,8 +31,8 @@ def _without_markers(text: ColumnElement[str]) -> ColumnElement[str]:
     return func.translate(text, MATCH_START + MATCH_END, "")
 
 
-def search_chats(
-    session: Session, *, owner_id: uuid.UUID, query: str, limit: int
+async def search_chats(
+    db: AsyncSession, *, owner_id: uuid.UUID, query: str, limit: int
 ) -> list[tuple[Chat, str]]:
     """The owner's chats whose title or any message matches, best first, with a snippet.
 
@@ -77,7 +77,7 @@ def search_chats(
     snippet = func.ts_headline(
         SEARCH_CONFIG, _without_markers(snippet_source), tsquery, HEADLINE_OPTIONS, type_=Text
     ).label("snippet")
-    rows = session.execute(
+    rows = await db.execute(
         select(Chat, snippet)
         .join(top, top.c.chat_id == Chat.id)
         .outerjoin(Message, Message.id == top.c.message_id)

@@ -1,0 +1,69 @@
+"""Failed sign-ins counted per key, in PostgreSQL so that every replica counts them all."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db_api.models import LoginThrottle
+
+
+async def locked_seconds(db: AsyncSession, *, keys: Sequence[str], now: datetime) -> float | None:
+    """Seconds until the latest lock among `keys` ends, or None when none is locked."""
+    until = await db.scalar(
+        select(func.max(LoginThrottle.locked_until)).where(
+            LoginThrottle.key.in_(keys), LoginThrottle.locked_until > now
+        )
+    )
+    return None if until is None else (until - now).total_seconds()
+
+
+async def record_failure(
+    db: AsyncSession,
+    *,
+    key: str,
+    now: datetime,
+    max_failures: int,
+    lock_seconds: int,
+    window_seconds: int | None = None,
+) -> None:
+    """Count a failure for `key`; the last allowed one locks it and starts the count over.
+
+    With `window_seconds`, failures older than the window no longer count. The upsert
+    is atomic, so concurrent failures from several replicas are all counted.
+    """
+    insert_row = insert(LoginThrottle).values(key=key, failures=1, window_started_at=now)
+    changes: dict[str, ColumnElement[Any]] = {"failures": LoginThrottle.failures + 1}
+    if window_seconds is not None:
+        stale = LoginThrottle.window_started_at < now - timedelta(seconds=window_seconds)
+        changes = {
+            "failures": case((stale, 1), else_=LoginThrottle.failures + 1),
+            "window_started_at": case((stale, now), else_=LoginThrottle.window_started_at),
+        }
+    failures = (
+        await db.execute(
+            insert_row.on_conflict_do_update(
+                index_elements=[LoginThrottle.key], set_=changes
+            ).returning(LoginThrottle.failures)
+        )
+    ).scalar_one()
+    if failures >= max_failures:
+        await db.execute(
+            update(LoginThrottle)
+            .where(LoginThrottle.key == key)
+            .values(
+                failures=0,
+                window_started_at=now,
+                locked_until=now + timedelta(seconds=lock_seconds),
+            )
+        )
+    await db.commit()
+
+
+async def clear_failures(db: AsyncSession, *, key: str) -> None:
+    await db.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
