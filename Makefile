@@ -39,7 +39,7 @@ format:  ## apply ruff's fixes and formatting
 	$(PYTHON) -m ruff check --fix .
 	$(PYTHON) -m ruff format .
 
-bench:  ## benchmark the native stack against baselines; report in docs/benchmarks/ (~10 min)
+bench:  ## benchmark the native stack against baselines; report in docs/benchmarks/ (~15 min)
 	native/bootstrap.sh --with-bench
 	$(PYTHON) -m bench
 

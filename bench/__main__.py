@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import changed_page, concurrency, db_api, memory, page, startup, stream
+from bench import changed_page, concurrency, db_api, long_chat, memory, page, startup, stream
 from bench.report import REPORT_DIR, write_report
 from bench.results import Figure
 from bench.seed import seed_chat
@@ -29,7 +29,7 @@ from harness.processes import ServiceProcess, free_port, service_env
 from lm_api.config import ServerSettings
 from native.stack import db_api_workers, uvicorn_arguments
 
-FIGURES = ("page", "db", "stream", "concurrency", "memory", "startup")
+FIGURES = ("page", "db", "stream", "concurrency", "long", "memory", "startup")
 
 
 def log(message: str) -> None:
@@ -125,6 +125,12 @@ def run_on_stack(stack: Stack, arguments: argparse.Namespace, raw: dict[str, Any
         slots = int(os.environ.get("LLAMA_ARG_N_PARALLEL", ServerSettings().n_parallel))
         figures += concurrency.concurrency_figures(levels, slots)
         raw["concurrency"] = [asdict(r) for r in levels]
+
+    if "long" in only:
+        log("7. long chat at the context limit")
+        measured_long = long_chat.measure_long_chat(stack, chat.browser)
+        figures += long_chat.long_chat_figures(measured_long)
+        raw["long_chat"] = asdict(measured_long)
 
     time.sleep(2)  # let finished replies linger out before the last idle reading
     idle.append(memory.read_stack(stack))

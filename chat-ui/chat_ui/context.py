@@ -75,6 +75,14 @@ class FittedHistory:
     prompt_tokens: int
 
 
+# When the history outgrows the window, old messages go until the prompt fills at most
+# this share of it. Every turn until the window is full again then starts with the same
+# messages, so llama.cpp finds the prompt in its cache and reads only the new turn;
+# dropping one message per turn would change the prompt's start, and with it every
+# cached token after it, on every turn.
+REFILL_FRACTION = 0.5
+
+
 async def fit_history_to_context(
     system_prompt: str,
     messages: Sequence[ChatMessage],
@@ -83,14 +91,19 @@ async def fit_history_to_context(
     reply_tokens: int,
     count_tokens: TokenCounter,
     upper_bound: TokenBound | None = None,
+    start: int = 0,
 ) -> FittedHistory:
-    """Keep the system prompt and the newest messages that fit, leaving room for the reply.
+    """The system prompt and the messages from `start` on, or fewer once those overflow.
 
-    Drops the oldest messages first. A binary search over how many to drop needs
-    O(log n) exact counts instead of one per message; it relies on dropping more
-    messages never making the prompt longer.
+    `start` is how many of the oldest messages the chat's previous turn left out: while
+    the rest fits next to the reply, the prompt starts there again, cache-friendly.
+    Once it does not, the oldest go until the prompt is at most `REFILL_FRACTION` of
+    the budget (or, for one very long newest message, until it fits at all), and the
+    kept part starts with a user message where it can. A binary search over how many
+    to drop needs O(log n) exact counts; it relies on dropping more messages never
+    making the prompt longer.
 
-    When `upper_bound` says the whole history fits, no exact count is made and
+    When `upper_bound` says the messages fit, no exact count is made and
     `prompt_tokens` is that bound (an over-estimate), not the exact count.
 
     Raises MessageTooLongForContext when even the system prompt plus the newest
@@ -100,32 +113,40 @@ async def fit_history_to_context(
         raise ValueError("fit_history_to_context needs at least the newest message")
     budget = context_tokens - reply_tokens
     system = {"role": "system", "content": system_prompt}
+    # The newest message is never dropped, so the most we may drop is all the others.
+    most_droppable = len(messages) - 1
+    start = min(max(start, 0), most_droppable)
 
     def keep_after(dropped: int) -> list[ChatMessage]:
         return [system, *(dict(message) for message in messages[dropped:])]
 
     if upper_bound is not None:
-        bound = upper_bound(keep_after(0))
+        bound = upper_bound(keep_after(start))
         if bound <= budget:
-            return FittedHistory(messages=keep_after(0), dropped=0, prompt_tokens=bound)
+            return FittedHistory(messages=keep_after(start), dropped=start, prompt_tokens=bound)
 
-    tokens = await count_tokens(keep_after(0))
+    tokens = await count_tokens(keep_after(start))
     if tokens <= budget:
-        return FittedHistory(messages=keep_after(0), dropped=0, prompt_tokens=tokens)
+        return FittedHistory(messages=keep_after(start), dropped=start, prompt_tokens=tokens)
 
-    # The newest message is never dropped, so the most we may drop is all the others.
-    most_droppable = len(messages) - 1
-    fitting_tokens = await count_tokens(keep_after(most_droppable)) if most_droppable else tokens
-    if most_droppable == 0 or fitting_tokens > budget:
+    if most_droppable == start:
         raise MessageTooLongForContext()
+    fewest_tokens = await count_tokens(keep_after(most_droppable))
+    if fewest_tokens > budget:
+        raise MessageTooLongForContext()
+    target = int(budget * REFILL_FRACTION) if fewest_tokens <= budget * REFILL_FRACTION else budget
 
-    # Invariant: dropping `too_few` does not fit, dropping `enough` does.
-    too_few, enough = 0, most_droppable
+    # Invariant: dropping `too_few` is over the target, dropping `enough` is within it.
+    too_few, enough, enough_tokens = start, most_droppable, fewest_tokens
     while enough - too_few > 1:
         middle = (too_few + enough) // 2
         middle_tokens = await count_tokens(keep_after(middle))
-        if middle_tokens <= budget:
-            enough, fitting_tokens = middle, middle_tokens
+        if middle_tokens <= target:
+            enough, enough_tokens = middle, middle_tokens
         else:
             too_few = middle
-    return FittedHistory(messages=keep_after(enough), dropped=enough, prompt_tokens=fitting_tokens)
+    if messages[enough]["role"] != "user" and enough < most_droppable:
+        # Start the model's view at a question, not halfway through an answer to one.
+        enough += 1
+        enough_tokens = await count_tokens(keep_after(enough))
+    return FittedHistory(messages=keep_after(enough), dropped=enough, prompt_tokens=enough_tokens)

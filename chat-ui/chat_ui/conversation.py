@@ -102,6 +102,24 @@ def history_for_model(messages: list[MessagePublic]) -> list[ChatMessage]:
     ]
 
 
+def previous_start(messages: list[MessagePublic]) -> int:
+    """How many of the oldest messages the model was not shown for the newest reply.
+
+    The next prompt starts at the same message while it fits (see context.py). Counted
+    in `seen_by_model(messages)`; 0 when the newest reply saw them all, or when its first
+    message is gone (an edit).
+    """
+    seen = seen_by_model(messages)
+    for message in reversed(messages):
+        if message.role != "assistant":
+            continue
+        if message.context_start_id is None:
+            return 0
+        ids = [m.id for m in seen]
+        return ids.index(message.context_start_id) if message.context_start_id in ids else 0
+    return 0
+
+
 def can_retry(messages: list[MessagePublic]) -> bool:
     """True when the newest user message has no usable reply."""
     visible = [message for message in messages if message.role != "system"]
@@ -334,7 +352,9 @@ class Conversation:
                 raise InvalidInput(NOTHING_TO_EDIT)
             earlier = messages[: users[-1]]
             # The new text must fit before anything is deleted.
-            fitted = await self._fit([*history_for_model(earlier), _user(content)])
+            fitted = await self._fit(
+                [*history_for_model(earlier), _user(content)], start=previous_start(earlier)
+            )
             await self.db.delete_messages_after(
                 self.user_id, chat.id, after_id=earlier[-1].id if earlier else 0
             )
@@ -410,8 +430,10 @@ class Conversation:
         request_id: uuid.UUID | None = None,
     ) -> StartedReply:
         if fitted is None:
-            fitted = await self._fit([*history_for_model(earlier), _user(content)])
-        deltas = self._open_stream(fitted)
+            fitted = await self._fit(
+                [*history_for_model(earlier), _user(content)], start=previous_start(earlier)
+            )
+        deltas = self._open_stream(fitted, chat.id)
         try:
             turn, created = await self.db.create_turn(
                 self.user_id,
@@ -438,8 +460,9 @@ class Conversation:
         """Reply to the newest user message, reusing the reply row after it if there is one."""
         last_user = max(i for i, message in enumerate(messages) if message.role == "user")
         earlier = messages[: last_user + 1]
-        fitted = await self._fit(history_for_model(earlier))
-        deltas = self._open_stream(fitted)
+        # The reply being replaced saw what this one should: the same prompt, cached.
+        fitted = await self._fit(history_for_model(earlier), start=previous_start(messages))
+        deltas = self._open_stream(fitted, chat.id)
         try:
             later = messages[last_user + 1 :]
             if later:
@@ -469,7 +492,7 @@ class Conversation:
         generation = self._start(chat.id, reply.id, deltas, context_start_id)
         return StartedReply(chat.id, reply.id, None, generation)
 
-    async def _fit(self, history: list[ChatMessage]) -> FittedHistory | ModelError:
+    async def _fit(self, history: list[ChatMessage], *, start: int) -> FittedHistory | ModelError:
         """Fit the history; a model failure is returned, not raised: the message is still saved."""
         try:
             fitted = await fit_history_to_context(
@@ -479,6 +502,7 @@ class Conversation:
                 reply_tokens=self.settings.max_reply_tokens,
                 count_tokens=self.lm.count_tokens,
                 upper_bound=await self.lm.prompt_size_bound(),
+                start=start,
             )
         except ModelError as error:
             return error
@@ -486,12 +510,14 @@ class Conversation:
             logger.info("Dropped the %d oldest messages to fit the context", fitted.dropped)
         return fitted
 
-    def _open_stream(self, fitted: FittedHistory | ModelError) -> DeltaStream:
+    def _open_stream(self, fitted: FittedHistory | ModelError, chat_id: uuid.UUID) -> DeltaStream:
         source: AsyncGenerator[str, None]
         if isinstance(fitted, ModelError):
             source = failing_stream(fitted)
         else:
-            source = self.lm.stream_chat(fitted.messages, max_tokens=self.settings.max_reply_tokens)
+            source = self.lm.stream_chat(
+                fitted.messages, max_tokens=self.settings.max_reply_tokens, chat_id=chat_id
+            )
         return PrefetchedStream(source)
 
     def _start(

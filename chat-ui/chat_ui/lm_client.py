@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
@@ -126,15 +127,46 @@ class LmClient:
             # The first message measures them itself; this was only a head start.
             logger.info("Model server not ready for warm-up: %s", error.message)
 
+    async def home_slot_if_idle(self, chat_id: uuid.UUID) -> int | None:
+        """The chat's own llama.cpp slot when it is free, else None (llama.cpp chooses).
+
+        A slot keeps the last prompt it read, so a chat that comes back to its slot has
+        its history read already. llama.cpp finds that slot by itself while the prompt
+        begins as it did, but not after old messages were dropped from the start: then
+        only the chat's own slot holds the rest, which `--cache-reuse` shifts into place
+        instead of reading it again. The home slot follows from the chat's id, so every
+        chat-ui replica picks the same one. A busy home slot is not waited for: another
+        free slot serves sooner, and llama.cpp's RAM prompt cache (`--cache-ram`) often
+        has the chat's prompt for it.
+        """
+        try:
+            response = await self._http.get("/slots", timeout=QUICK_TIMEOUT)
+            slots = response.json() if response.is_success else None
+        except (httpx.HTTPError, ValueError):
+            slots = None
+        if not isinstance(slots, list) or not slots:
+            return None  # an older server, or /slots turned off: llama.cpp chooses
+        home = chat_id.int % len(slots)
+        try:
+            idle = {int(slot["id"]) for slot in slots if not slot["is_processing"]}
+        except (KeyError, TypeError, ValueError):
+            logger.warning("llama.cpp /slots answered an unexpected shape: %r", slots[:1])
+            return None
+        return home if home in idle else None
+
     async def stream_chat(
-        self, messages: list[ChatMessage], *, max_tokens: int
+        self, messages: list[ChatMessage], *, max_tokens: int, chat_id: uuid.UUID | None = None
     ) -> AsyncGenerator[str, None]:
         """The reply's text deltas as llama.cpp produces them (one per token, in practice).
 
-        Closing the iterator early (stop, cancellation) closes the HTTP connection,
-        which is what tells llama.cpp to stop generating and free the slot.
+        With `chat_id`, the reply goes to the chat's home slot when that is free
+        (`home_slot_if_idle`). Closing the iterator early (stop, cancellation) closes
+        the HTTP connection, which is what tells llama.cpp to stop generating and free
+        the slot.
         """
-        body = {"messages": messages, "max_tokens": max_tokens, "stream": True}
+        body: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens, "stream": True}
+        if chat_id is not None and (slot := await self.home_slot_if_idle(chat_id)) is not None:
+            body["id_slot"] = slot
         received_any = False
         try:
             async with self._streams.stream(

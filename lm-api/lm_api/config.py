@@ -35,6 +35,9 @@ def parse_llama_bool(value: object) -> object:
 LlamaBool = Annotated[bool, BeforeValidator(parse_llama_bool)]
 
 ModelSource = Literal["auto", "huggingface", "pypi"]
+# llama-server's names for the KV cache types it accepts (--cache-type-k/-v).
+KvCacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
+FlashAttention = Literal["on", "off", "auto"]
 
 # The stable name the server loads, whatever file the model step fetched.
 MODEL_LINK_NAME = "model.gguf"
@@ -80,19 +83,32 @@ class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LLAMA_ARG_", extra="ignore")
 
     model: Path = Field(default_factory=_default_model_path)
-    # Total KV cache, shared by the parallel slots: 2048 tokens each. Four slots let
-    # four chats start at once instead of queueing (measured: the fourth chat's first
-    # token in 0.2 s instead of 5.5 s), for 48 MB more KV cache than two.
-    ctx_size: PositiveInt = 8192
+    # The KV cache, split evenly between the parallel slots: 8,192 tokens for each of
+    # four chats at once.
+    ctx_size: PositiveInt = 32768
     n_parallel: PositiveInt = 4
+    # f16 with flash attention reads long prompts fastest, and a cache miss in a long
+    # chat is a long prompt. q8_0 halves the cache's memory but read a 6,400-token
+    # prompt at 36 tokens/s instead of 100 (measured; docs/PERFORMANCE.md). "auto" turns
+    # flash attention on where the backend has it (the CPU does).
+    cache_type_k: KvCacheType = "f16"
+    cache_type_v: KvCacheType = "f16"
+    flash_attn: FlashAttention = "auto"
+    # When a chat's prompt starts differently from what its slot holds (old messages
+    # dropped), reuse cached runs of at least this many tokens by shifting them, instead
+    # of reading them again.
+    cache_reuse: int = Field(default=256, ge=0)
+    # Host memory, in MiB, for the prompts of chats whose slot another chat took, so
+    # they come back without re-reading their history (llama.cpp's default: 8 GiB).
+    cache_ram: int = Field(default=1024, ge=0)
     threads: PositiveInt = Field(default_factory=_all_cores)
     # Prompt processing; llama-server uses the generation thread count when unset.
     threads_batch: PositiveInt | None = None
     batch_size: PositiveInt | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8081, ge=1, le=65535)
-    # Upper bound on reply tokens when a request sets none; -1 means unlimited.
-    n_predict: int = Field(default=512, ge=-1)
+    # Longest reply, in tokens, for a request that names no shorter limit.
+    n_predict: PositiveInt = 512
     cont_batching: LlamaBool = True
     endpoint_metrics: LlamaBool = True
     endpoint_slots: LlamaBool = True

@@ -16,11 +16,12 @@ import sys
 import threading
 import time
 from types import FrameType
+from typing import get_args
 
 import xllamacpp
 from pydantic import ValidationError
 
-from lm_api.config import ServerSettings
+from lm_api.config import KvCacheType, ServerSettings
 
 logger = logging.getLogger("lm_api.server")
 
@@ -31,6 +32,17 @@ logger = logging.getLogger("lm_api.server")
 SSE_PING_INTERVAL = 3
 
 
+_GGML_TYPES = {
+    name: getattr(xllamacpp.ggml_type, f"GGML_TYPE_{name.upper()}")
+    for name in get_args(KvCacheType)
+}
+_FLASH_ATTENTION = {
+    "on": xllamacpp.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+    "off": xllamacpp.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+    "auto": xllamacpp.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_AUTO,
+}
+
+
 def build_params(settings: ServerSettings) -> xllamacpp.CommonParams:
     """Translate the settings into llama.cpp's own parameter struct."""
     params = xllamacpp.CommonParams()
@@ -38,6 +50,11 @@ def build_params(settings: ServerSettings) -> xllamacpp.CommonParams:
     params.n_ctx = settings.ctx_size
     params.n_parallel = settings.n_parallel
     params.n_predict = settings.n_predict
+    params.cache_type_k = _GGML_TYPES[settings.cache_type_k]
+    params.cache_type_v = _GGML_TYPES[settings.cache_type_v]
+    params.flash_attn_type = _FLASH_ATTENTION[settings.flash_attn]
+    params.n_cache_reuse = settings.cache_reuse
+    params.cache_ram_mib = settings.cache_ram
     params.cpuparams.n_threads = settings.threads
     params.cpuparams_batch.n_threads = settings.threads_batch or settings.threads
     if settings.batch_size is not None:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from chat_ui.context import ChatMessage, fit_history_to_context
+from chat_ui.context import REFILL_FRACTION, ChatMessage, fit_history_to_context
 from chat_ui.errors import MessageTooLongForContext
 from chat_ui.lm_client import LmClient
 from harness.llama import LlamaServer
@@ -80,12 +80,15 @@ async def test_long_history_is_fitted_within_the_budget(lm_client: LmClient) -> 
     assert fitted.messages[0] == {"role": "system", "content": SYSTEM_PROMPT}
     assert fitted.messages[-1] == history[-1]
     assert fitted.messages[1:] == history[fitted.dropped :]
+    assert fitted.messages[1]["role"] == "user"
     exact = await lm_client.count_tokens(fitted.messages)
     assert exact == fitted.prompt_tokens
-    assert exact <= context_tokens - reply_tokens
-    # Keeping one more message would not have fit: the fit is as full as it can be.
-    one_more = [fitted.messages[0], *history[fitted.dropped - 1 :]]
-    assert await lm_client.count_tokens(one_more) > context_tokens - reply_tokens
+    # Cut to half the budget, so the following turns fit with the same start.
+    half = int((context_tokens - reply_tokens) * REFILL_FRACTION)
+    assert exact <= half
+    # Keeping one more turn (a question and its answer) would have been over that.
+    one_more = [fitted.messages[0], *history[fitted.dropped - 2 :]]
+    assert await lm_client.count_tokens(one_more) > half
 
 
 async def test_newest_message_larger_than_the_window_is_refused(lm_client: LmClient) -> None:

@@ -733,6 +733,9 @@ class FakeModel:
     stream_failure: StreamFailure | None = None
     tokens_before_failure: int = 0
     seconds_per_token: float = 0.0
+    # llama.cpp's parallel slots, and which of them are writing a reply (`/slots`).
+    slots: int = 4
+    busy_slots: set[int] = field(default_factory=set)
     completions: list[dict[str, Any]] = field(default_factory=list)
     streams_opened: int = 0
     streams_closed: int = 0
@@ -758,6 +761,11 @@ class FakeModel:
         path = request.url.path
         if request.method == "GET" and path == "/health":
             return httpx.Response(200, json={"status": "ok"})
+        if request.method == "GET" and path == "/slots":
+            return httpx.Response(
+                200,
+                json=[{"id": i, "is_processing": i in self.busy_slots} for i in range(self.slots)],
+            )
         if request.method == "GET" and path == "/props":
             return httpx.Response(
                 200, json={"default_generation_settings": {"n_ctx": self.context_tokens}}

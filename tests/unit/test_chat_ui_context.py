@@ -24,9 +24,10 @@ class WordCounter:
 
 
 def conversation(turns: int, words_each: int = 10) -> list[ChatMessage]:
+    """Questions and answers in turn, ending with a question, as a prompt does."""
     roles = ("user", "assistant")
     return [
-        {"role": roles[index % 2], "content": " ".join([f"m{index}"] * words_each)}
+        {"role": roles[(turns - 1 - index) % 2], "content": " ".join([f"m{index}"] * words_each)}
         for index in range(turns)
     ]
 
@@ -43,31 +44,76 @@ async def test_everything_fits_in_one_count() -> None:
     assert counter.calls == 1
 
 
-async def test_keeps_system_and_newest_and_drops_oldest() -> None:
+async def test_an_overflow_drops_down_to_half_the_budget() -> None:
     messages = conversation(10)  # 100 words + 2 for the system prompt
     fitted = await fit_history_to_context(
-        SYSTEM, messages, context_tokens=60, reply_tokens=20, count_tokens=WordCounter()
+        SYSTEM, messages, context_tokens=100, reply_tokens=20, count_tokens=WordCounter()
     )
-    # Budget 40: the system prompt (2) and the three newest messages (30) fit, a fourth does not.
+    # Budget 80, so the prompt is cut to at most 40: the system prompt (2) and the three
+    # newest messages (30); a fourth would make 42.
     assert fitted.messages[0] == {"role": "system", "content": SYSTEM}
     assert fitted.messages[1:] == messages[7:]
     assert fitted.dropped == 7
     assert fitted.prompt_tokens == 32
 
 
+async def test_the_kept_part_starts_with_a_question() -> None:
+    messages = conversation(10)
+    fitted = await fit_history_to_context(
+        SYSTEM, messages, context_tokens=104, reply_tokens=20, count_tokens=WordCounter()
+    )
+    # Half of 84 fits four messages, but the fourth newest is an answer: it goes too.
+    assert messages[6]["role"] == "assistant"
+    assert fitted.messages[1:] == messages[7:]
+    assert fitted.prompt_tokens == 32
+
+
+async def test_the_following_turns_start_where_the_last_one_did() -> None:
+    messages = conversation(10)
+    first = await fit_history_to_context(
+        SYSTEM, messages, context_tokens=100, reply_tokens=20, count_tokens=WordCounter()
+    )
+    # Two more turns later the prompt still starts at the same message: a cached prefix.
+    longer = conversation(14)
+    for start in (first.dropped, first.dropped + 2):
+        later = await fit_history_to_context(
+            SYSTEM,
+            longer[: start + 3],
+            context_tokens=100,
+            reply_tokens=20,
+            count_tokens=WordCounter(),
+            start=first.dropped,
+        )
+        assert later.dropped == first.dropped
+        assert later.messages[1:] == longer[first.dropped : start + 3]
+
+
+async def test_a_start_that_overflows_drops_down_to_half_again() -> None:
+    messages = conversation(12)
+    fitted = await fit_history_to_context(
+        SYSTEM, messages, context_tokens=100, reply_tokens=20, count_tokens=WordCounter(), start=3
+    )
+    # From message 3 on: 90 words, over the budget of 80; cut to at most 40 again.
+    assert fitted.messages[1:] == messages[9:]
+    assert fitted.dropped == 9
+
+
 async def test_exact_boundary_fits() -> None:
     messages = conversation(10)
     fitted = await fit_history_to_context(
-        SYSTEM, messages, context_tokens=52, reply_tokens=10, count_tokens=WordCounter()
+        SYSTEM, messages, context_tokens=102, reply_tokens=0, count_tokens=WordCounter()
     )
-    # Budget 42 = 2 + 4 * 10 exactly: four messages kept.
-    assert fitted.messages[1:] == messages[6:]
-    assert fitted.prompt_tokens == 42
-
+    assert fitted.dropped == 0 and fitted.prompt_tokens == 102
+    # Budget 64, half 32 = 2 + 3 * 10 exactly: three messages kept.
+    cut = await fit_history_to_context(
+        SYSTEM, messages, context_tokens=74, reply_tokens=10, count_tokens=WordCounter()
+    )
+    assert cut.messages[1:] == messages[7:]
+    assert cut.prompt_tokens == 32
     one_less = await fit_history_to_context(
-        SYSTEM, messages, context_tokens=51, reply_tokens=10, count_tokens=WordCounter()
+        SYSTEM, messages, context_tokens=73, reply_tokens=10, count_tokens=WordCounter()
     )
-    assert one_less.messages[1:] == messages[7:]
+    assert one_less.messages[1:] == messages[9:]
 
 
 async def test_only_the_newest_message_fits() -> None:
@@ -123,5 +169,6 @@ async def test_number_of_counts_is_logarithmic(turns: int) -> None:
         count_tokens=counter,
     )
     assert fitted.messages[-1] == messages[-1]
-    # One count for "everything", one for "only the newest", then a binary search.
-    assert counter.calls <= 2 + math.ceil(math.log2(turns))
+    # One count for "everything", one for "only the newest", a binary search, and one
+    # when the cut moves to the next question.
+    assert counter.calls <= 3 + math.ceil(math.log2(turns))

@@ -11,6 +11,7 @@ from chat_ui.conversation import (
     DEFAULT_CHAT_TITLE,
     can_retry,
     history_for_model,
+    previous_start,
     title_from_message,
     validate_message,
 )
@@ -100,7 +101,11 @@ def test_short_date() -> None:
 
 
 def message(
-    index: int, role: str, content: str = "text", status: str = "complete"
+    index: int,
+    role: str,
+    content: str = "text",
+    status: str = "complete",
+    context_start_id: int | None = None,
 ) -> MessagePublic:
     moment = datetime(2025, 1, 1, tzinfo=UTC)
     return MessagePublic.model_validate(
@@ -112,6 +117,7 @@ def message(
             "status": status,
             "created_at": moment,
             "updated_at": moment,
+            "context_start_id": context_start_id,
         }
     )
 
@@ -145,3 +151,28 @@ def test_retry_only_when_the_last_user_message_has_no_reply() -> None:
 def test_validate_message_rejects_nul() -> None:
     with pytest.raises(InvalidInput, match="NUL"):
         validate_message("a\x00b", max_chars=10)
+
+
+def test_the_previous_start_is_where_the_newest_reply_began() -> None:
+    earlier = [
+        message(1, "user", "a"),
+        message(2, "assistant", "", "error"),  # not shown to the model: not counted
+        message(3, "assistant", "b"),
+        message(4, "user", "c"),
+    ]
+    assert previous_start([]) == 0
+    assert previous_start(earlier) == 0
+    assert previous_start([*earlier, message(5, "assistant", "d", context_start_id=4)]) == 2
+    # A newer reply that saw everything resets it; so does a start that is gone (an edit).
+    assert previous_start([*earlier, message(5, "assistant", "d", context_start_id=9)]) == 0
+    assert (
+        previous_start(
+            [
+                message(1, "user", "a"),
+                message(2, "assistant", "b", context_start_id=1),
+                message(3, "user", "c"),
+                message(4, "assistant", "d"),
+            ]
+        )
+        == 0
+    )

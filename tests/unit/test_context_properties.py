@@ -1,8 +1,10 @@
 """Properties of fit_history_to_context over generated conversations and budgets.
 
-Whatever the history, the budget and the tokenizer (any counter where more messages
-never cost fewer tokens): the result fits, starts with the system prompt, is a suffix of
-the history in its order, keeps the newest message, and drops no more than needed.
+Whatever the history, the budget, the previous turn's start and the tokenizer (any
+counter where more messages never cost fewer tokens): the result fits, starts with the
+system prompt, is a suffix of the history in its order and keeps the newest message. It
+starts where the previous turn did while that fits; otherwise it is cut to half the
+budget (or just into it, for a long newest message), dropping no more than that needs.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from chat_ui.context import ChatMessage, FittedHistory, fit_history_to_context
+from chat_ui.context import REFILL_FRACTION, ChatMessage, FittedHistory, fit_history_to_context
 from chat_ui.errors import MessageTooLongForContext
 
 EXAMPLES = 400
@@ -61,6 +63,7 @@ def fit(
     reply: int,
     *,
     with_bound: bool,
+    start: int = 0,
 ) -> FittedHistory:
     # A valid bound is never below the exact count; this one is a little above it.
     def bound(kept: list[ChatMessage]) -> int:
@@ -74,6 +77,7 @@ def fit(
             reply_tokens=reply,
             count_tokens=tokenizer,
             upper_bound=bound if with_bound else None,
+            start=start,
         )
     )
 
@@ -86,25 +90,31 @@ def fit(
     context=st.integers(1, 800),
     reply=st.integers(0, 200),
     with_bound=st.booleans(),
+    start=st.integers(0, 30),
 )
-def test_the_fitted_history_fits_and_is_the_longest_fitting_suffix(
+def test_the_fitted_history_fits_and_keeps_its_start_while_it_can(
     system: str,
     messages: list[ChatMessage],
     tokenizer: Tokenizer,
     context: int,
     reply: int,
     with_bound: bool,
+    start: int,
 ) -> None:
     budget = context - reply
     system_message = {"role": "system", "content": system}
-    newest_alone = tokenizer.count([system_message, messages[-1]])
-    if newest_alone > budget:
+
+    def cost(dropped: int) -> int:
+        return tokenizer.count([system_message, *messages[dropped:]])
+
+    newest = len(messages) - 1
+    if cost(newest) > budget:
         event("the newest message alone is too long")
         with pytest.raises(MessageTooLongForContext):
-            fit(system, messages, tokenizer, context, reply, with_bound=with_bound)
+            fit(system, messages, tokenizer, context, reply, with_bound=with_bound, start=start)
         return
 
-    fitted = fit(system, messages, tokenizer, context, reply, with_bound=with_bound)
+    fitted = fit(system, messages, tokenizer, context, reply, with_bound=with_bound, start=start)
     kept = fitted.messages[1:]
     assert fitted.messages[0] == system_message
     # A suffix, in order, with the newest message, and `dropped` says how long.
@@ -113,10 +123,18 @@ def test_the_fitted_history_fits_and_is_the_longest_fitting_suffix(
     exact = tokenizer.count(fitted.messages)
     assert exact <= budget
     assert fitted.prompt_tokens >= exact
-    event("dropped some" if fitted.dropped else "kept everything")
-    # Nothing dropped that would have fitted: one more message is over the budget.
-    if fitted.dropped:
-        assert tokenizer.count([system_message, *messages[fitted.dropped - 1 :]]) > budget
+    start = min(start, newest)
+    if cost(start) <= budget:
+        event("kept the start")
+        assert fitted.dropped == start
+        return
+    event("cut")
+    half = int(budget * REFILL_FRACTION)
+    target = half if cost(newest) <= half else budget
+    # The fewest drops after `start` that meet the target, or one more to begin at a question.
+    fewest = next(d for d in range(start + 1, newest + 1) if cost(d) <= target)
+    moved = messages[fewest]["role"] != "user" and fewest < newest
+    assert fitted.dropped == fewest + moved
 
 
 @settings(max_examples=EXAMPLES // 4, deadline=None)

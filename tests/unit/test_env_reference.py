@@ -158,3 +158,14 @@ def test_env_example_sets_nothing_unread() -> None:
 
     unread = sorted(env_example_names() - read)
     assert not unread, f".env.example sets what nothing reads: {unread}"
+
+
+def test_compose_runs_the_model_server_with_native_modes_defaults(clean_env: None) -> None:
+    """compose.yml's `${LLAMA_ARG_…:-default}` values are lm-api's own defaults."""
+    compose = (REPO_ROOT / "compose.yml").read_text()
+    defaults = dict(re.findall(r"\$\{(LLAMA_ARG_[A-Z_]+):-([^}]*)\}", compose))
+    assert {"LLAMA_ARG_CTX_SIZE", "LLAMA_ARG_N_PREDICT", "LLAMA_ARG_CACHE_RAM"} <= set(defaults)
+    native = ServerSettings()
+    for name, value in defaults.items():
+        field = name.removeprefix("LLAMA_ARG_").lower()
+        assert str(getattr(native, field)) == value, name

@@ -242,5 +242,6 @@ async def test_fake_model_is_read_by_the_real_client() -> None:
     deltas = [delta async for delta in lm.stream_chat(messages, max_tokens=50)]
     assert "".join(deltas) == "You said: Hi there"
     assert (model.streams_opened, model.streams_closed) == (1, 1)
+    assert "id_slot" not in model.completions[-1]
     assert await lm.health() == "ok"
     await lm.aclose()

@@ -1,0 +1,100 @@
+"""Long chats keep llama.cpp's prompt cache: a turn reads only what is new to the model.
+
+Against the session's real stack. llama.cpp's `/metrics` counts the prompt tokens it
+actually evaluated (what its cache held is left out); each test compares that count
+for one turn with the length of the turn's whole prompt.
+"""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from harness.db_api import DbApiServer
+from harness.factories import add_message
+from harness.forms import Browser, stored_chat, user_id_of
+from harness.llama import LlamaServer
+from tests.support.sse import read_until_done, send_json
+
+QUESTION = "Reply with one word: which number was the largest?"
+# The session's server: 2,048 tokens a slot; chat-ui keeps 512 of them for the reply.
+PROMPT_BUDGET = 2048 - 512
+
+
+def prompt_tokens_read(llama: LlamaServer) -> int:
+    metrics = httpx.get(f"{llama.url}/metrics", timeout=5).text
+    match = re.search(r"^llamacpp:prompt_tokens_total\s+(\S+)$", metrics, re.MULTILINE)
+    assert match is not None, metrics[:500]
+    return int(float(match.group(1)))
+
+
+def count_tokens(llama: LlamaServer, text: str) -> int:
+    response = httpx.post(f"{llama.url}/tokenize", json={"content": text}, timeout=30)
+    return len(response.json()["tokens"])
+
+
+def seed_history(db_api: DbApiServer, browser: Browser, chat_id: str, turns: int) -> None:
+    """`turns` questions and answers, stored as if they had been asked in the app."""
+    user_id = user_id_of(db_api, browser)
+    headers = {"Authorization": f"Bearer {db_api.service_token}"}
+    with httpx.Client(base_url=db_api.url, headers=headers, timeout=30) as client:
+        for index in range(turns):
+            add_message(client, user_id=user_id, chat_id=chat_id, content=f"Tell me about {index}.")
+            add_message(
+                client,
+                user_id=user_id,
+                chat_id=chat_id,
+                role="assistant",
+                content=f"The number {index} is an integer with facts of its own. " * 3,
+            )
+
+
+def turn(browser: Browser, llama: LlamaServer, chat_id: str, question: str) -> int:
+    """Send `question`, wait for the whole reply; answer the prompt tokens llama.cpp read."""
+    before = prompt_tokens_read(llama)
+    answer = send_json(browser, chat_id, question)
+    assert answer.status_code == 202, answer.text
+    assert read_until_done(browser, answer.json()["stream_url"])[-1][1]["status"] == "complete"
+    return prompt_tokens_read(llama) - before
+
+
+def test_the_next_turn_reads_only_the_new_message(
+    signed_in: Browser, db_api: DbApiServer, llama_server: LlamaServer
+) -> None:
+    chat_id = signed_in.new_chat()
+    seed_history(db_api, signed_in, chat_id, turns=15)
+    history = stored_chat(db_api, signed_in, chat_id)["messages"]
+    history_tokens = sum(count_tokens(llama_server, m["content"]) for m in history)
+    assert history_tokens > 500
+
+    first = turn(signed_in, llama_server, chat_id, QUESTION)
+    second = turn(signed_in, llama_server, chat_id, "And the smallest? One word.")
+
+    assert first >= history_tokens  # nothing of this chat was cached yet
+    # The second prompt is the first one, its reply and a short question.
+    assert second < 64, (first, second)
+
+
+def test_after_old_messages_are_dropped_the_rest_is_not_read_again(
+    signed_in: Browser, db_api: DbApiServer, llama_server: LlamaServer
+) -> None:
+    chat_id = signed_in.new_chat()
+    seed_history(db_api, signed_in, chat_id, turns=24)
+    messages = stored_chat(db_api, signed_in, chat_id)["messages"]
+    history_tokens = sum(count_tokens(llama_server, m["content"]) for m in messages)
+    # The template adds about 5 tokens a message: the prompt is just under the budget.
+    assert PROMPT_BUDGET - 600 < history_tokens < PROMPT_BUDGET - 300
+
+    # The whole history fits: one cold read fills the chat's slot.
+    assert turn(signed_in, llama_server, chat_id, QUESTION) >= history_tokens
+    # A long question overflows the window: the oldest messages go, down to half the budget.
+    long_question = "Here is more context: " + "some detail, " * 100 + "Now one word: done?"
+    read = turn(signed_in, llama_server, chat_id, long_question)
+
+    reply = stored_chat(db_api, signed_in, chat_id)["messages"][-1]
+    assert reply["status"] == "complete" and reply["context_start_id"] is not None
+    # What was kept is already in the slot at other positions; llama.cpp shifts it there
+    # (--cache-reuse) and reads only the new question, not the ~700 kept tokens.
+    question_tokens = count_tokens(llama_server, long_question)
+    assert read < question_tokens + 100, (read, question_tokens)
