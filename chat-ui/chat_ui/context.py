@@ -99,7 +99,8 @@ async def fit_history_to_context(
     the rest fits next to the reply, the prompt starts there again, cache-friendly.
     Once it does not, the oldest go until the prompt is at most `REFILL_FRACTION` of
     the budget (or, for one very long newest message, until it fits at all), and the
-    kept part starts with a user message where it can. A binary search over how many
+    kept part starts with a user message where one more drop makes it so (never the
+    answer the newest message replies to). A binary search over how many
     to drop needs O(log n) exact counts; it relies on dropping more messages never
     making the prompt longer.
 
@@ -145,8 +146,9 @@ async def fit_history_to_context(
             enough, enough_tokens = middle, middle_tokens
         else:
             too_few = middle
-    if messages[enough]["role"] != "user" and enough < most_droppable:
-        # Start the model's view at a question, not halfway through an answer to one.
+    if messages[enough]["role"] != "user" and enough + 1 < most_droppable:
+        # Start the model's view at a question, not halfway through an answer to one
+        # (unless that answer is what the newest message replies to).
         enough += 1
         enough_tokens = await count_tokens(keep_after(enough))
     return FittedHistory(messages=keep_after(enough), dropped=enough, prompt_tokens=enough_tokens)

@@ -107,13 +107,15 @@ def previous_start(messages: list[MessagePublic]) -> int:
 
     The next prompt starts at the same message while it fits (see context.py). Counted
     in `seen_by_model(messages)`; 0 when the newest reply saw them all, or when its first
-    message is gone (an edit).
+    message is gone (an edit). A reply that failed before it was fitted says nothing.
     """
     seen = seen_by_model(messages)
     for message in reversed(messages):
         if message.role != "assistant":
             continue
         if message.context_start_id is None:
+            if message.status == "error":
+                continue  # failed before it was fitted (the model away): the one before counts
             return 0
         ids = [m.id for m in seen]
         return ids.index(message.context_start_id) if message.context_start_id in ids else 0

@@ -7,9 +7,11 @@ Failures become `errors.ModelUnavailable` (connection refused, timeout),
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
+from collections import Counter
 from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
@@ -29,6 +31,8 @@ CLOSE_AFTER_STREAM = {"Connection": "close"}
 
 # Counting tokens and reading props are cheap; only generation may take long.
 QUICK_TIMEOUT = httpx.Timeout(15.0, connect=3.0)
+# /slots is only a hint on the way to the first token: not worth waiting for.
+SLOTS_TIMEOUT = httpx.Timeout(1.0)
 # Replies being written at once, per chat-ui process; more wait for a connection.
 MAX_STREAMS = 200
 
@@ -64,6 +68,8 @@ class LmClient:
         )
         self._context_tokens: int | None = None
         self._prompt_size_bound: PromptSizeBound | None = None
+        # Slots this process has asked for and whose replies are still streaming.
+        self._pinned: Counter[int] = Counter()
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -137,10 +143,11 @@ class LmClient:
         instead of reading it again. The home slot follows from the chat's id, so every
         chat-ui replica picks the same one. A busy home slot is not waited for: another
         free slot serves sooner, and llama.cpp's RAM prompt cache (`--cache-ram`) often
-        has the chat's prompt for it.
+        has the chat's prompt for it. A slot this process has just asked for counts as
+        busy even before `/slots` says so.
         """
         try:
-            response = await self._http.get("/slots", timeout=QUICK_TIMEOUT)
+            response = await self._http.get("/slots", timeout=SLOTS_TIMEOUT)
             slots = response.json() if response.is_success else None
         except (httpx.HTTPError, ValueError):
             slots = None
@@ -152,7 +159,7 @@ class LmClient:
         except (KeyError, TypeError, ValueError):
             logger.warning("llama.cpp /slots answered an unexpected shape: %r", slots[:1])
             return None
-        return home if home in idle else None
+        return home if home in idle and not self._pinned[home] else None
 
     async def stream_chat(
         self, messages: list[ChatMessage], *, max_tokens: int, chat_id: uuid.UUID | None = None
@@ -165,8 +172,20 @@ class LmClient:
         the slot.
         """
         body: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens, "stream": True}
-        if chat_id is not None and (slot := await self.home_slot_if_idle(chat_id)) is not None:
+        slot = None if chat_id is None else await self.home_slot_if_idle(chat_id)
+        if slot is not None:
             body["id_slot"] = slot
+            self._pinned[slot] += 1
+        try:
+            # Closed explicitly: a stop must close the HTTP stream now, not at collection.
+            async with contextlib.aclosing(self._stream(body)) as deltas:
+                async for delta in deltas:
+                    yield delta
+        finally:
+            if slot is not None:
+                self._pinned[slot] -= 1
+
+    async def _stream(self, body: dict[str, Any]) -> AsyncGenerator[str, None]:
         received_any = False
         try:
             async with self._streams.stream(

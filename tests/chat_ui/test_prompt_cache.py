@@ -35,7 +35,10 @@ def count_tokens(llama: LlamaServer, text: str) -> int:
 
 
 def seed_history(db_api: DbApiServer, browser: Browser, chat_id: str, turns: int) -> None:
-    """`turns` questions and answers, stored as if they had been asked in the app."""
+    """`turns` questions and answers, stored as if they had been asked in the app.
+
+    The first names the chat, so no other test's prompt shares this history's start.
+    """
     user_id = user_id_of(db_api, browser)
     headers = {"Authorization": f"Bearer {db_api.service_token}"}
     with httpx.Client(base_url=db_api.url, headers=headers, timeout=30) as client:

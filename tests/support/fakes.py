@@ -36,6 +36,7 @@ import math
 import re
 import secrets
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -831,4 +832,5 @@ def in_memory_lm_client(model: FakeModel) -> LmClient:
     client._streams = httpx.AsyncClient(base_url=LM_API_URL, transport=transport)
     client._context_tokens = None
     client._prompt_size_bound = None
+    client._pinned = Counter()
     return client

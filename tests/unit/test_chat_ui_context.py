@@ -113,7 +113,9 @@ async def test_exact_boundary_fits() -> None:
     one_less = await fit_history_to_context(
         SYSTEM, messages, context_tokens=73, reply_tokens=10, count_tokens=WordCounter()
     )
-    assert one_less.messages[1:] == messages[9:]
+    # Two messages fit: an answer and the question after it. The answer stays, since it
+    # is what the newest message replies to.
+    assert one_less.messages[1:] == messages[8:]
 
 
 async def test_only_the_newest_message_fits() -> None:

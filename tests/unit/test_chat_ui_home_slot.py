@@ -53,3 +53,21 @@ async def test_without_slot_information_llama_cpp_chooses() -> None:
     lm = in_memory_lm_client(model)
     assert await reply_slot(lm, model, uuid.uuid4()) is None
     await lm.aclose()
+
+
+async def test_a_home_slot_this_process_just_asked_for_counts_as_busy() -> None:
+    chats = [uuid.uuid4() for _ in range(40)]
+    first = chats[0]
+    twin = next(chat for chat in chats[1:] if chat.int % 4 == first.int % 4)
+    model = FakeModel(slots=4)
+    lm = in_memory_lm_client(model)
+    # The first reply is still streaming when the second chat, with the same home, sends.
+    streaming = lm.stream_chat(MESSAGES, max_tokens=5, chat_id=first)
+    await anext(streaming)
+    assert model.completions[-1]["id_slot"] == first.int % 4
+    assert await reply_slot(lm, model, twin) is None
+    await streaming.aclose()
+    # Closing the stream closed the model's request, and the slot is free again.
+    assert model.streams_closed == model.streams_opened
+    assert await reply_slot(lm, model, twin) == twin.int % 4
+    await lm.aclose()

@@ -133,7 +133,7 @@ def test_the_fitted_history_fits_and_keeps_its_start_while_it_can(
     target = half if cost(newest) <= half else budget
     # The fewest drops after `start` that meet the target, or one more to begin at a question.
     fewest = next(d for d in range(start + 1, newest + 1) if cost(d) <= target)
-    moved = messages[fewest]["role"] != "user" and fewest < newest
+    moved = messages[fewest]["role"] != "user" and fewest + 1 < newest
     assert fitted.dropped == fewest + moved
 
 

@@ -14,7 +14,7 @@ SHUTTING_DOWN = asyncpg.exceptions.CannotConnectNowError("the database system is
 
 def adapter_error(cause: BaseException) -> Exception:
     """The error SQLAlchemy's asyncpg adapter raises, with asyncpg's as its cause."""
-    error = AsyncAdapt_asyncpg_dbapi.Error(str(cause))
+    error = AsyncAdapt_asyncpg_dbapi.Error(str(cause))  # type: ignore[no-untyped-call]
     error.__cause__ = cause
     return error
 
