@@ -24,7 +24,13 @@ from harness.llama import ensure_model, start_llama_server
 from harness.postgres import PostgresCluster, make_cluster_dir
 from harness.processes import REPO_ROOT, ServiceProcess, free_port, service_env
 from lm_api.config import ServerSettings
-from native.stack import db_api_workers, nginx_command, uvicorn_arguments, write_nginx_config
+from native.stack import (
+    UNLIMITED,
+    db_api_workers,
+    nginx_command,
+    uvicorn_arguments,
+    write_nginx_config,
+)
 
 SYSTEM_PROMPT = "You are a helpful assistant."
 OPENING_MESSAGE = "Hello, how can I assist you today?"
@@ -66,8 +72,13 @@ def _uvicorn(
 
 
 def _nginx(config_dir: Path, static_dir: Path, chat_ui_port: int, port: int) -> ServiceProcess:
+    # One client address drives every figure: the per-address limits are off.
     main_config = write_nginx_config(
-        config_dir, listen_port=port, chat_ui_upstream=f"127.0.0.1:{chat_ui_port}", access_log="off"
+        config_dir,
+        listen_port=port,
+        chat_ui_upstream=f"127.0.0.1:{chat_ui_port}",
+        access_log="off",
+        limits=UNLIMITED,
     )
     # Whatever files the site template renders to, point their static root at our copy.
     for site in config_dir.rglob("*"):

@@ -6,7 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.processes import ServiceProcess
-from native.stack import nginx_command, tls_files_present, write_nginx_config
+from native.stack import (
+    UNLIMITED,
+    NginxLimits,
+    nginx_command,
+    tls_files_present,
+    write_nginx_config,
+)
 
 
 @dataclass(frozen=True)
@@ -23,7 +29,12 @@ def start_nginx(
     port: int,
     tls_dir: Path | None = None,
     tls_port: int | None = None,
+    limits: NginxLimits = UNLIMITED,
 ) -> ServiceProcess:
+    """nginx as native mode runs it; `limits` per client address are off unless given.
+
+    (Every test drives the app from one address, as fast as it can.)
+    """
     main_config = write_nginx_config(
         config_dir,
         listen_port=port,
@@ -31,6 +42,7 @@ def start_nginx(
         access_log="off",
         tls_dir=tls_dir,
         tls_port=tls_port,
+        limits=limits,
     )
     process = ServiceProcess(f"nginx-{port}", nginx_command(main_config)).start()
     # With TLS on, plain HTTP only redirects.

@@ -22,7 +22,7 @@ import stat
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,40 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 VENV_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
+
+
+@dataclass(frozen=True)
+class NginxLimits:
+    """What nginx lets one client address do (nginx/templates/00-chat-app.conf.template).
+
+    The defaults suit a household or a small team behind one address: nobody notices
+    them, and a flood of sign-ins (each costs db-api an argon2 hash: 64 MiB and a core)
+    or of requests ends in nginx with a 429 page.
+    """
+
+    SIGN_INS_PER_MINUTE: int = 10
+    SIGN_IN_BURST: int = 20
+    REQUESTS_PER_SECOND: int = 30
+    REQUEST_BURST: int = 300
+    CONNECTIONS_PER_ADDRESS: int = 64
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> NginxLimits:
+        values = {name: int(env[name]) for name in asdict(cls()) if env.get(name)}
+        limits = cls(**values)
+        if min(asdict(limits).values()) < 1:
+            raise ValueError(f"nginx limits must be positive: {limits}")
+        return limits
+
+
+# Tests and benchmarks that drive one stack from one address as fast as they can.
+UNLIMITED = NginxLimits(
+    SIGN_INS_PER_MINUTE=1_000_000,
+    SIGN_IN_BURST=100_000,
+    REQUESTS_PER_SECOND=1_000_000,
+    REQUEST_BURST=100_000,
+    CONNECTIONS_PER_ADDRESS=60_000,  # nginx allows up to 65,535
+)
 
 DEFAULTS: dict[str, str] = {
     "APP_ENV": "development",
@@ -44,6 +78,7 @@ DEFAULTS: dict[str, str] = {
     "POSTGRES_USER": "chat",
     "POSTGRES_DB": "chat",
     "MODEL_SOURCE": "auto",
+    **{name: str(value) for name, value in asdict(NginxLimits()).items()},
 }
 GENERATED_SECRETS = ("SERVICE_TOKEN", "SESSION_SECRET", "POSTGRES_PASSWORD")
 
@@ -501,6 +536,7 @@ def write_nginx_config(
     tls_port: int | None = None,
     static_root: Path = STATIC_ROOT,
     error_pages_root: Path = ERROR_PAGES_ROOT,
+    limits: NginxLimits | None = None,
 ) -> Path:
     """Lay out a private nginx: the repository's nginx.conf and its rendered conf.d/.
 
@@ -524,6 +560,7 @@ def write_nginx_config(
         "ACCESS_LOG": access_log,
         "STATIC_ROOT": str(static_root),
         "ERROR_PAGES_ROOT": str(error_pages_root),
+        **{name: str(value) for name, value in asdict(limits or NginxLimits()).items()},
     }
     for template in sorted(NGINX_TEMPLATES.glob(f"*{TEMPLATE_SUFFIX}")):
         output = conf_dir / template.name.removesuffix(TEMPLATE_SUFFIX)
@@ -684,6 +721,7 @@ def command_nginx(env: dict[str, str]) -> None:
         tls_port=tls_port,
         static_root=static_root,
         error_pages_root=error_pages_root,
+        limits=NginxLimits.from_env(env),
     )
     command = nginx_command(main_config)
     if shutil.which(command[0]) is None:
