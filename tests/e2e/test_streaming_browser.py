@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from harness.chat_ui import running_chat_ui
+from harness.chat_ui import ChatUiServer, running_chat_ui
 from harness.db_api import DbApiServer
 from harness.factories import unique_username
-from harness.nginx import NginxServer
+from harness.nginx import NginxServer, start_nginx
+from harness.processes import free_port
+from native.stack import UNLIMITED
 from tests.support.breaking_model import PARTIAL_TEXT, serve_breaking_model
 from tests.support.browser import BrowserTab, OpenTab, save_screenshot
 from tests.support.pages import latest_reply, new_chat, send, sign_in, sign_up
@@ -246,3 +250,33 @@ def check_scrolling_while_a_reply_streams(page: Page) -> None:
     expect(page.get_by_role("button", name="Send")).to_be_disabled()
     page.keyboard.press("Escape")
     expect(reply).to_have_attribute("data-status", "stopped")
+
+
+def test_a_send_refused_by_nginx_keeps_the_text_and_says_why(
+    nginx: NginxServer, open_tab: OpenTab, chat_ui: ChatUiServer, tmp_path: Path
+) -> None:
+    """Over the per-address request limit, nginx answers 429 before chat-ui sees anything."""
+    tab, _ = signed_in_tab(open_tab, nginx)
+    page = tab.page
+    chat_url = new_chat(page, nginx.url)
+    port = free_port()
+    limited = start_nginx(
+        config_dir=tmp_path,
+        chat_ui_upstream=chat_ui.url.removeprefix("http://"),
+        port=port,
+        limits=replace(UNLIMITED, REQUESTS_PER_SECOND=1, REQUEST_BURST=3),
+    )
+    try:
+        # Cookies do not depend on the port: the tab is signed in there too.
+        page.goto(chat_url.replace(nginx.url, f"http://127.0.0.1:{port}"))
+        # Use up the address's burst, as a busy household might.
+        page.evaluate("Promise.all([1, 2, 3, 4, 5, 6].map(() => fetch('/login')))")
+        page.get_by_role("textbox", name="Message").fill("Will this get through?")
+        page.get_by_role("button", name="Send").click()
+        expect(page.get_by_role("alert")).to_contain_text("Too many requests")
+        expect(page.get_by_role("textbox", name="Message")).to_have_value("Will this get through?")
+        expect(page.get_by_role("button", name="Send")).to_be_enabled()
+        # Chromium logs each refused request; nothing else went wrong in the page.
+        assert [error for error in tab.script_errors if "(Too Many Requests)" not in error] == []
+    finally:
+        limited.stop()

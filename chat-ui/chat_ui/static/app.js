@@ -6,6 +6,8 @@
 const JSON_HEADERS = { Accept: "application/json" };
 const SESSION_PROBLEM = "Your session expired or the page is stale. Reload the page and try again.";
 const NETWORK_PROBLEM = "The server could not be reached. Check your connection and try again.";
+const SLOW_DOWN =
+  "Too many requests came from your network just now. Wait a minute, then send again.";
 // How close to the bottom (in pixels) still counts as "at the bottom" for auto-scroll.
 const BOTTOM_SLACK = 80;
 // With every model slot busy, llama.cpp queues a request; after this long without a
@@ -117,6 +119,12 @@ class ChatPage {
       return null;
     }
     const type = response.headers.get("content-type") || "";
+    if (response.status === 429 && !type.includes("application/json")) {
+      // nginx's per-address limit: nothing reached the app; the text stays in the box.
+      this.showAlert(SLOW_DOWN);
+      this.setBusy(false);
+      return null;
+    }
     if (!type.includes("application/json")) {
       // E.g. redirected to the sign-in page.
       this.showAlert(SESSION_PROBLEM);
