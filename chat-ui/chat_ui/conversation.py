@@ -353,14 +353,18 @@ class Conversation:
             if not users:
                 raise InvalidInput(NOTHING_TO_EDIT)
             earlier = messages[: users[-1]]
-            # The new text must fit before anything is deleted.
+            # The new text must fit before anything is deleted; the old message and what
+            # followed it go in the same transaction as the new turn, or not at all.
             fitted = await self._fit(
                 [*history_for_model(earlier), _user(content)], start=previous_start(earlier)
             )
-            await self.db.delete_messages_after(
-                self.user_id, chat.id, after_id=earlier[-1].id if earlier else 0
+            return await self._send_turn(
+                chat,
+                earlier,
+                content,
+                fitted=fitted,
+                replace_after_id=earlier[-1].id if earlier else 0,
             )
-            return await self._send_turn(chat, earlier, content, fitted=fitted)
 
     async def retry_reply(self, chat: ChatDetail) -> StartedReply:
         """Answer the newest user message again when its reply failed (or is missing)."""
@@ -430,6 +434,7 @@ class Conversation:
         *,
         fitted: FittedHistory | ModelError | None = None,
         request_id: uuid.UUID | None = None,
+        replace_after_id: int | None = None,
     ) -> StartedReply:
         if fitted is None:
             fitted = await self._fit(
@@ -443,6 +448,7 @@ class Conversation:
                 content=content,
                 title=_new_title(chat, earlier, content),
                 request_id=request_id,
+                replace_after_id=replace_after_id,
             )
         except BaseException:
             await deltas.aclose()

@@ -26,6 +26,7 @@ from chat_ui.errors import (
     GenerationInProgress,
     InvalidInput,
     MessageStatusChanged,
+    ReplyInOtherChat,
     SignInRequired,
     TooManyAttempts,
     UpstreamMisbehaved,
@@ -307,14 +308,19 @@ class DbClient:
         content: str,
         title: str | None = None,
         request_id: uuid.UUID | None = None,
+        replace_after_id: int | None = None,
     ) -> tuple[TurnPublic, bool]:
         """Store the user's message and an empty reply being generated, in one transaction.
 
         `title` renames the chat only if it has no user message yet (db-api decides).
-        Answers False with the turn when `request_id` had stored it before (nothing
-        written now). Raises GenerationInProgress while another reply is being written.
+        `replace_after_id` deletes the chat's messages after that id in the same
+        transaction (an edit). Answers False with the turn when `request_id` had stored
+        it before (nothing written now). Raises GenerationInProgress while another reply
+        is being written (ReplyInOtherChat when it is in another chat).
         """
-        body: dict[str, str] = {"content": content}
+        body: dict[str, str | int] = {"content": content}
+        if replace_after_id is not None:
+            body["replace_after_id"] = replace_after_id
         if title is not None:
             body["title"] = title
         if request_id is not None:
@@ -379,6 +385,9 @@ class DbClient:
         if response.is_success or response.status_code == HTTPStatus.NOT_MODIFIED:
             return response
         status = response.status_code
+        if status == HTTPStatus.CONFLICT and (busy := _busy_chat_of(response)) is not None:
+            # One reply at a time per user: whatever else a 409 of this route would mean.
+            raise ReplyInOtherChat(busy)
         mapped = (errors or {}).get(status)
         if mapped is SignInRequired:
             raise SignInRequired(expired=True)
@@ -400,6 +409,14 @@ class DbClient:
         except ValidationError as error:
             logger.error("db-api answered an unexpected shape for %s: %s", model.__name__, error)
             raise UpstreamMisbehaved() from error
+
+
+def _busy_chat_of(response: Answer) -> uuid.UUID | None:
+    """The chat named by db-api's "reply in another of your chats" 409, if it is one."""
+    try:
+        return uuid.UUID(str(response.json()["busy_chat_id"]))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _retry_after(response: Answer) -> int:

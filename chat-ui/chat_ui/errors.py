@@ -13,6 +13,7 @@ lives here only, including what db-api's validation problems mean to a person
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -137,6 +138,23 @@ class GenerationInProgress(ChatUiError):
 
     status_code = 409
     message = "Wait for the current reply to finish or stop it first."
+
+
+class ReplyInOtherChat(GenerationInProgress):
+    """The user's reply in another chat is still being written: one at a time per user.
+
+    Everyone on the install shares the model's few slots, so one user's replies take
+    turns rather than taking every slot at once.
+    """
+
+    message = (
+        "Your reply in another chat is still being written. Wait for it to finish, or stop "
+        "it there, then send this again."
+    )
+
+    def __init__(self, busy_chat_id: uuid.UUID | None = None) -> None:
+        self.busy_chat_id = busy_chat_id
+        super().__init__()
 
 
 class MessageStatusChanged(ChatUiError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import uuid
 from typing import Any, ClassVar
 
 import asyncpg
@@ -117,6 +118,29 @@ class ReplyInProgressError(AppError):
         if self.current is None:
             return {"detail": self.detail}
         return {"detail": self.detail, "status": self.current}
+
+
+class ReplyInOtherChatError(AppError):
+    """Raised when a user would have a second reply being written (one at a time per user).
+
+    The model's slots are shared by everyone on the install; one user's replies run one
+    after the other, so nobody can take every slot. `busy_chat_id` says where the reply
+    being written is.
+    """
+
+    status_code = 409
+    detail = "A reply is already being written in another of your chats"
+
+    def __init__(self, *, busy_chat_id: uuid.UUID, current: str | None = None) -> None:
+        super().__init__(self.detail)
+        self.busy_chat_id = busy_chat_id
+        self.current = current
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"detail": self.detail, "busy_chat_id": str(self.busy_chat_id)}
+        if self.current is not None:
+            body["status"] = self.current
+        return body
 
 
 class RequestAlreadyHandledError(AppError):

@@ -381,6 +381,15 @@ class TurnCreate(_Strict):
         ),
     ] = None
     request_id: RequestId | None = None
+    replace_after_id: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            le=MAX_BIGINT,
+            description="Editing the last message: the chat's messages after this id are "
+            "deleted first, in the same transaction, so a refused turn deletes nothing.",
+        ),
+    ] = None
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -410,6 +419,16 @@ class StatusConflict(BaseModel):
 
     detail: str = Field(examples=["The message is no longer generating"])
     status: MessageStatus = Field(description="The message's current status.", examples=["stopped"])
+
+
+class ReplyInOtherChat(BaseModel):
+    """The 409 body when the user already has a reply being written in another chat."""
+
+    detail: str = Field(examples=["A reply is already being written in another of your chats"])
+    busy_chat_id: uuid.UUID = Field(description="The chat whose reply is being written.")
+    status: MessageStatus | None = Field(
+        default=None, description="For a message update: the message's unchanged status."
+    )
 
 
 class SearchHit(BaseModel):

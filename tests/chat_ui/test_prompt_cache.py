@@ -8,6 +8,7 @@ for one turn with the length of the turn's whole prompt.
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 
@@ -35,26 +36,43 @@ def count_tokens(llama: LlamaServer, text: str) -> int:
 
 
 def seed_history(db_api: DbApiServer, browser: Browser, chat_id: str, turns: int) -> None:
-    """`turns` questions and answers, stored as if they had been asked in the app.
-
-    The first names the chat, so no other test's prompt shares this history's start.
-    """
+    """`turns` questions and answers, stored as if they had been asked in the app."""
     user_id = user_id_of(db_api, browser)
     headers = {"Authorization": f"Bearer {db_api.service_token}"}
+    # Words of this chat's own in every message: llama.cpp reuses any long enough run
+    # of tokens it still holds (--cache-reuse), from other tests' chats too.
+    own = chat_id.split("-")[0]
     with httpx.Client(base_url=db_api.url, headers=headers, timeout=30) as client:
         for index in range(turns):
-            add_message(client, user_id=user_id, chat_id=chat_id, content=f"Tell me about {index}.")
+            question = f"Tell me about {index} in {own}."
+            add_message(client, user_id=user_id, chat_id=chat_id, content=question)
             add_message(
                 client,
                 user_id=user_id,
                 chat_id=chat_id,
                 role="assistant",
-                content=f"The number {index} is an integer with facts of its own. " * 3,
+                content=f"In {own}, {index} is an integer with facts of its own. " * 3,
             )
+
+
+def wait_for_idle_slots(llama: LlamaServer) -> None:
+    """Until llama.cpp has released every slot (a reply's stream ends just before that).
+
+    A person takes longer than that to send the next message; a test does not, and a
+    chat whose home slot is still being released goes to another slot.
+    """
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        slots = httpx.get(f"{llama.url}/slots", timeout=5).json()
+        if not any(slot["is_processing"] for slot in slots):
+            return
+        time.sleep(0.02)
+    raise AssertionError("llama.cpp's slots stayed busy")
 
 
 def turn(browser: Browser, llama: LlamaServer, chat_id: str, question: str) -> int:
     """Send `question`, wait for the whole reply; answer the prompt tokens llama.cpp read."""
+    wait_for_idle_slots(llama)
     before = prompt_tokens_read(llama)
     answer = send_json(browser, chat_id, question)
     assert answer.status_code == 202, answer.text
@@ -83,7 +101,7 @@ def test_after_old_messages_are_dropped_the_rest_is_not_read_again(
     signed_in: Browser, db_api: DbApiServer, llama_server: LlamaServer
 ) -> None:
     chat_id = signed_in.new_chat()
-    seed_history(db_api, signed_in, chat_id, turns=24)
+    seed_history(db_api, signed_in, chat_id, turns=14)
     messages = stored_chat(db_api, signed_in, chat_id)["messages"]
     history_tokens = sum(count_tokens(llama_server, m["content"]) for m in messages)
     # The template adds about 5 tokens a message: the prompt is just under the budget.

@@ -323,23 +323,32 @@ def test_a_reply_waits_for_a_free_slot_when_the_model_is_busy(
 ) -> None:
     """With every slot busy, llama.cpp queues the next reply; it starts once a slot frees."""
     slots = httpx.get(f"{llama_server.url}/slots", timeout=5).json()
-    busy_chats = [signed_in.new_chat() for _ in slots]
-    for chat_id in busy_chats:
-        start_long_reply(signed_in, chat_id, min_tokens=2)
-    slots = httpx.get(f"{llama_server.url}/slots", timeout=5).json()
-    assert all(slot["is_processing"] for slot in slots)
+    # Other people's replies fill the slots (each person has one reply at a time).
+    others = [Browser(str(signed_in.http.base_url)) for _ in slots]
+    try:
+        busy = []
+        for other in others:
+            other.sign_up()
+            busy.append((other, other.new_chat()))
+        for other, chat_id in busy:
+            start_long_reply(other, chat_id, min_tokens=2)
+        slots = httpx.get(f"{llama_server.url}/slots", timeout=5).json()
+        assert all(slot["is_processing"] for slot in slots)
 
-    queued_chat = signed_in.new_chat()
-    answer = send_json(signed_in, queued_chat, SHORT_QUESTION)
-    assert answer.status_code == 202, answer.text
-    with signed_in.http.stream("GET", answer.json()["stream_url"]) as response:
-        events = sse_events(response)
-        first_kind, first = next(events)
-        # Queued, not failed: the reply is generating and has no token yet.
-        assert (first_kind, first["status"], first["tokens"]) == ("update", "generating", 0)
-        for chat_id in busy_chats:
-            assert post_json(signed_in, f"/chats/{chat_id}/stop").status_code == 204
-        final = [data for kind, data in events if kind == "done"]
+        queued_chat = signed_in.new_chat()
+        answer = send_json(signed_in, queued_chat, SHORT_QUESTION)
+        assert answer.status_code == 202, answer.text
+        with signed_in.http.stream("GET", answer.json()["stream_url"]) as response:
+            events = sse_events(response)
+            first_kind, first = next(events)
+            # Queued, not failed: the reply is generating and has no token yet.
+            assert (first_kind, first["status"], first["tokens"]) == ("update", "generating", 0)
+            for other, chat_id in busy:
+                assert post_json(other, f"/chats/{chat_id}/stop").status_code == 204
+            final = [data for kind, data in events if kind == "done"]
+    finally:
+        for other in others:
+            other.close()
     assert final and final[0]["status"] == "complete", final
     assert text_of(final[0]["html"]).strip()
 

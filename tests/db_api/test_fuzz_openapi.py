@@ -44,10 +44,27 @@ class FuzzWorld:
     user_id: str
     statuses: Counter[int] = field(default_factory=Counter)
     by_operation: Counter[str] = field(default_factory=Counter)
+    last_chat: str | None = None
+
+    def settle_last_chat(self) -> None:
+        """Finish a reply the previous case left being written: one per user at a time."""
+        if self.last_chat is None:
+            return
+        headers = {"X-User-Id": self.user_id}
+        chat = self.client.get(f"/chats/{self.last_chat}", headers=headers)
+        for message in chat.json().get("messages", []) if chat.status_code == 200 else []:
+            if message["status"] == "generating":
+                self.client.patch(
+                    f"/chats/{self.last_chat}/messages/{message['id']}",
+                    json={"content": "Done.", "status": "complete"},
+                    headers=headers,
+                )
 
     def fresh_chat(self) -> tuple[str, list[int]]:
         """A new chat with a finished turn: ids to aim generated requests at."""
+        self.settle_last_chat()
         chat = create_chat(self.client, user_id=self.user_id, title="Fuzzed")
+        self.last_chat = chat["id"]
         turn = create_turn(self.client, user_id=self.user_id, chat_id=chat["id"], content="Hi")
         reply = turn["reply"]
         finished = self.client.patch(

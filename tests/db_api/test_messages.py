@@ -171,7 +171,9 @@ def test_delete_after_drops_only_later_messages(db_api_client: httpx.Client) -> 
     other_chat = create_chat(db_api_client, user_id=user["id"])
     first = create_turn(db_api_client, user_id=user["id"], chat_id=chat["id"])
     finish_reply(db_api_client, user_id=user["id"], turn=first)
-    create_turn(db_api_client, user_id=user["id"], chat_id=chat["id"])
+    second = create_turn(db_api_client, user_id=user["id"], chat_id=chat["id"])
+    # Finished, so the other chat may start a reply (one being written per user).
+    finish_reply(db_api_client, user_id=user["id"], turn=second)
     untouched = create_turn(db_api_client, user_id=user["id"], chat_id=other_chat["id"])
 
     response = db_api_client.delete(

@@ -90,15 +90,17 @@ def test_the_best_match_comes_first(db_api_client: httpx.Client, user: dict[str,
         chat_id=once["id"],
         content="By the way, ferries leave from the harbour every hour all day long.",
     )
+    # Each reply finished before the next chat's turn: one being written per user.
+    finish_reply(db_api_client, user_id=user["id"], turn=first)
     often = create_chat(db_api_client, user_id=user["id"], title="Ferries")
-    create_turn(
+    often_turn = create_turn(
         db_api_client,
         user_id=user["id"],
         chat_id=often["id"],
         content="Ferries, ferries: which ferries go to the islands?",
     )
+    finish_reply(db_api_client, user_id=user["id"], turn=often_turn)
     # The most recently active chat would come first if rank were ignored.
-    finish_reply(db_api_client, user_id=user["id"], turn=first)
     create_turn(db_api_client, user_id=user["id"], chat_id=once["id"], content="Thanks")
     results = _search(db_api_client, user, "ferries")
     assert _chat_ids(results) == [often["id"], once["id"]]

@@ -94,3 +94,37 @@ def test_an_edit_the_database_cannot_store_keeps_the_message_and_its_reply(
     assert edited.status_code == 422, edited.text
     assert edited.json()["error"] == "Messages can't contain NUL characters."
     assert inprocess.stored_chat(signed_in, chat_id)["messages"] == before
+
+
+def test_a_second_chat_waits_for_the_users_reply_and_keeps_the_text(
+    signed_in: Browser, inprocess: InProcessApp
+) -> None:
+    """One reply being written per user: another chat's send says so and keeps the text."""
+    second = signed_in.new_chat()
+    done = send_json(signed_in, second, "Say hi.").json()
+    read_until_done(signed_in, done["stream_url"])
+    before = inprocess.stored_chat(signed_in, second)["messages"]
+    inprocess.model.stream_failure = "hang"  # the first chat's reply is still being written
+    first = signed_in.new_chat()
+    answer = send_json(signed_in, first, "Tell me a long story.").json()
+
+    refused = send_json(signed_in, second, "And a short one here?")
+    assert refused.status_code == 409
+    assert refused.json() == {
+        "error": "Your reply in another chat is still being written. Wait for it to finish, "
+        "or stop it there, then send this again."
+    }
+    # Without JavaScript: the same words, and the typed text back in the box.
+    page = signed_in.submit(f"/chats/{second}/messages", {"content": "And a short one here?"})
+    assert page.status_code == 409
+    assert "Your reply in another chat is still being written" in page.text
+    assert "And a short one here?</textarea>" in page.text
+    # Neither stores nor deletes anything, an edit of the last message included.
+    edited = post_json(signed_in, f"/chats/{second}/edit", content="Say hello.")
+    assert edited.status_code == 409
+    assert inprocess.stored_chat(signed_in, second)["messages"] == before
+
+    assert post_json(signed_in, f"/chats/{first}/stop").status_code == 204
+    read_until_done(signed_in, answer["stream_url"])
+    inprocess.model.stream_failure = None
+    assert send_json(signed_in, second, "And a short one here?").status_code == 202

@@ -7,7 +7,8 @@ read and closed) is the production code:
 
 - `FakeDbApi` answers DbClient's requests the way db-api does, for what chat-ui relies
   on: every chat query scoped to its owner (someone else's chat is 404, exactly like a
-  missing one), one `generating` reply per chat (409), conditional message updates
+  missing one), one `generating` reply per chat (409) and per user (409 with
+  `busy_chat_id`), conditional message updates
   (`if_status`, 409 with the current status), request ids that answer what they stored
   before (200 instead of 201), and the page view's revision and ETag (every change to a
   user's chats or messages bumps it; a matching `If-None-Match` gets 304). Request
@@ -52,6 +53,7 @@ from chat_ui.db_client import DbClient
 from chat_ui.lm_client import LmClient
 from db_api import schemas as db
 from db_api.config import Settings as DbApiSettings
+from db_api.queries.messages import WRITER_SILENT_AFTER
 
 __all__: list[str] = []
 
@@ -78,11 +80,13 @@ class DbApiError(Exception):
         *,
         headers: Mapping[str, str] | None = None,
         current: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(status, detail)
         self.status = status
         # A 409 about a message also says its status now (db-api's StatusConflict).
         self.body = {"detail": detail} if current is None else {"detail": detail, "status": current}
+        self.body.update(extra or {})
         self.headers = dict(headers or {})
 
 
@@ -489,6 +493,27 @@ class FakeDbApi:
     def _generating_in(self, chat_id: uuid.UUID) -> _Message | None:
         return next((m for m in self._messages_of(chat_id) if m.status == "generating"), None)
 
+    def _refuse_a_second_reply_of(
+        self, owner: uuid.UUID, chat_id: uuid.UUID, *, current: str | None = None
+    ) -> None:
+        """db-api's one reply being written per user (saved within WRITER_SILENT_AFTER)."""
+        recent = _now() - WRITER_SILENT_AFTER
+        for message in self.messages.values():
+            chat = self.chats.get(message.chat_id)
+            if (
+                chat is not None
+                and chat.owner_id == owner
+                and chat.id != chat_id
+                and message.status == "generating"
+                and message.updated_at > recent
+            ):
+                raise DbApiError(
+                    409,
+                    "A reply is already being written in another of your chats",
+                    current=current,
+                    extra={"busy_chat_id": str(chat.id)},
+                )
+
     def _insert(self, chat: _Chat, **values: Any) -> _Message:
         now = _now()
         message = _Message(self._next_message_id, chat.id, created_at=now, updated_at=now, **values)
@@ -501,6 +526,8 @@ class FakeDbApi:
         chat = self._owned_chat(owner, chat_id)
         if new.status == "generating" and self._generating_in(chat.id) is not None:
             raise DbApiError(409, "A reply is already being written in this chat")
+        if new.status == "generating":
+            self._refuse_a_second_reply_of(owner, chat.id)
         message = self._insert(chat, role=new.role, content=new.content, status=new.status)
         self._touch(chat)
         return self._public_message(message)
@@ -522,6 +549,12 @@ class FakeDbApi:
                 return self._turn(chat, sent, reply), False
         if self._generating_in(chat.id) is not None:
             raise DbApiError(409, "A reply is already being written in this chat")
+        self._refuse_a_second_reply_of(owner, chat.id)
+        if new.replace_after_id is not None:
+            for message in messages:
+                if message.id > new.replace_after_id:
+                    del self.messages[message.id]
+            messages = self._messages_of(chat.id)
         if new.title is not None and not any(m.role == "user" for m in messages):
             chat.title = new.title
         user_message = self._insert(
@@ -567,6 +600,8 @@ class FakeDbApi:
             raise DbApiError(
                 409, "A reply is already being written in this chat", current=message.status
             )
+        if status == "generating" and message.status != "generating":
+            self._refuse_a_second_reply_of(owner, message.chat_id, current=message.status)
         message.content, message.status, message.updated_at = content, status, _now()
         if change.sets_context_start:
             message.context_start_id = change.context_start_id

@@ -124,6 +124,7 @@ CONTRACTS: dict[str, Contract] = {
         "start_turn",
         {**_CHAT, "content": "What should I see?"},
         {**_CHAT, "content": "What should I see?", "title": "Lisbon", "request_id": REQUEST_ID},
+        {**_CHAT, "content": "What should I see first?", "replace_after_id": 6},
     ),
     "delete_messages_after": _contract("delete_messages_after", {**_CHAT, "after_id": 7}),
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any, NamedTuple, NoReturn
 
 from sqlalchemy import bindparam, delete, exists, func, insert, select, update
@@ -20,10 +21,11 @@ from db_api.errors import (
     EmptyMessageContentError,
     MessageNotFoundError,
     MessageStatusConflictError,
+    ReplyInOtherChatError,
     ReplyInProgressError,
     RequestAlreadyHandledError,
 )
-from db_api.models import Chat, Message
+from db_api.models import Chat, Message, User
 from db_api.queries.chats import (
     REFRESH_FROM_RETURNING,
     get_chat,
@@ -35,6 +37,10 @@ from db_api.schemas import MessagePublic, content_may_be_empty
 
 # A partial unique index: at most one message per chat may be "generating".
 _ONE_REPLY_AT_A_TIME = "uq_messages_chat_id_generating"
+# A reply counts as being written while its writer keeps saving it (every few seconds
+# while tokens come); one silent this long has lost its writer, and chat-ui shows it
+# interrupted after the same time.
+WRITER_SILENT_AFTER = timedelta(seconds=60)
 # What the hot reads select: exactly the response model's fields, in its order.
 PUBLIC_COLUMNS = tuple(Message.__table__.c[name] for name in MessagePublic.model_fields)
 
@@ -69,6 +75,32 @@ async def _raise_if_reply_in_progress(
         raise ReplyInProgressError(current=current) from None
 
 
+async def _refuse_a_second_reply_of_the_user(
+    db: AsyncSession, *, owner_id: uuid.UUID, chat_id: uuid.UUID, current: str | None = None
+) -> None:
+    """One reply being written per user, across every chat and every replica.
+
+    Called by each writer that starts a reply, after `touch_owned_chat` (the chat's lock
+    first, as everywhere). Locking the user's row makes the user's replies start one at
+    a time: a second one, in another chat, waits here, then sees the first.
+    """
+    await db.execute(select(User.id).where(User.id == owner_id).with_for_update())
+    busy_chat_id = await db.scalar(
+        select(Message.chat_id)
+        .join(Chat, Chat.id == Message.chat_id)
+        .where(
+            Chat.owner_id == owner_id,
+            Message.chat_id != chat_id,
+            Message.status == "generating",
+            Message.updated_at > func.now() - WRITER_SILENT_AFTER,
+        )
+        .limit(1)
+    )
+    if busy_chat_id is not None:
+        await db.rollback()
+        raise ReplyInOtherChatError(busy_chat_id=busy_chat_id, current=current)
+
+
 async def add_message(
     db: AsyncSession,
     *,
@@ -81,6 +113,8 @@ async def add_message(
     """Append a message and mark the chat as just active."""
     # Bumping first also locks the chat row, so a concurrent delete cannot orphan the insert.
     chat = await touch_owned_chat(db, owner_id=owner_id, chat_id=chat_id)
+    if status == "generating":
+        await _refuse_a_second_reply_of_the_user(db, owner_id=owner_id, chat_id=chat_id)
     (message,) = await _insert_messages(
         db, [{"chat_id": chat.id, "role": role, "content": content, "status": status}]
     )
@@ -104,13 +138,17 @@ async def start_turn(
     content: str,
     title: str | None,
     request_id: uuid.UUID | None = None,
+    replace_after_id: int | None = None,
 ) -> Turn:
     """Add the user's message and an empty assistant reply in one transaction.
 
     `title` renames the chat only when the chat has no user message yet, so the first
     question can name a chat while later ones leave a chosen title alone. A
     `request_id` already used in this chat answers that turn and writes nothing.
-    Raises ReplyInProgressError while another reply in the chat is being written.
+    With `replace_after_id` (an edit of the last message) the chat's messages after that
+    id are deleted first, in the same transaction. Raises ReplyInProgressError while
+    another reply in the chat is being written, ReplyInOtherChatError while one in
+    another of the user's chats is.
     """
     if request_id is not None:
         replayed = await _replayed_turn(
@@ -131,6 +169,12 @@ async def start_turn(
         )
         if replayed is not None:
             return replayed
+    await _refuse_a_second_reply_of_the_user(db, owner_id=owner_id, chat_id=chat_id)
+    if replace_after_id is not None:
+        await db.execute(
+            delete(Message).where(Message.chat_id == chat.id, Message.id > replace_after_id),
+            execution_options={"synchronize_session": False},
+        )
     if title is not None:
         has_user_message = exists().where(Message.chat_id == chat.id, Message.role == "user")
         # No row back (the chat already has a user message) leaves the title as it was.
@@ -239,6 +283,10 @@ async def update_message(
         raise MessageNotFoundError()
     if if_status is not None and message.status != if_status:
         raise MessageStatusConflictError(expected=if_status, current=message.status)
+    if status == "generating" and message.status != "generating":
+        await _refuse_a_second_reply_of_the_user(
+            db, owner_id=owner_id, chat_id=chat_id, current=message.status
+        )
     new_content = message.content if content is None else content
     new_status = message.status if status is None else status
     if not new_content and not content_may_be_empty(role=message.role, status=new_status):

@@ -17,6 +17,7 @@ from db_api.schemas import (
     MessageCreate,
     MessagePublic,
     MessageUpdate,
+    ReplyInOtherChat,
     StatusConflict,
 )
 
@@ -42,9 +43,15 @@ REPLY_IN_PROGRESS = "Another reply in this chat is still being written"
     summary="Append a message",
     description="Adds a message after the chat's last one and moves the chat to the top of "
     "the list. An assistant reply can start empty with `status: generating`; a chat has at "
-    "most one such reply at a time (409 while another one is being written). To send the "
+    "most one such reply at a time (409 while another one is being written), and a user "
+    "too (409 with `busy_chat_id` while another of their chats has one). To send the "
     "user's next message and start its reply together, use `POST /chats/{chat_id}/turns`.",
-    responses={409: {"model": ErrorDetail, "description": REPLY_IN_PROGRESS}},
+    responses={
+        409: {
+            "model": ErrorDetail | ReplyInOtherChat,
+            "description": f"{REPLY_IN_PROGRESS}; or one in another of the user's chats",
+        }
+    },
 )
 async def add_message(
     chat_id: ChatId, body: MessageCreate, user_id: CurrentUserId, db: WriteSession
@@ -109,11 +116,13 @@ async def get_message(
     "`if_status`, nothing changes and the answer is 409 with the current `status`, so a "
     "finishing reply cannot overwrite a stop and a late stop cannot overwrite a finished reply. "
     "Setting `status: generating` while another reply of the chat is being written is also a "
-    "409 (one reply at a time per chat; `status` is then this message's unchanged status).",
+    "409 (one reply at a time per chat; `status` is then this message's unchanged status), "
+    "and so is setting it while another of the user's chats has one (with `busy_chat_id`).",
     responses={
         409: {
-            "model": StatusConflict,
-            "description": f"The status is no longer `if_status`; or {REPLY_IN_PROGRESS.lower()}",
+            "model": StatusConflict | ReplyInOtherChat,
+            "description": f"The status is no longer `if_status`; or {REPLY_IN_PROGRESS.lower()}"
+            "; or one in another of the user's chats",
         }
     },
 )

@@ -10,7 +10,14 @@ from fastapi import APIRouter, Path, Response, status
 from db_api.database import WriteSession
 from db_api.deps import CurrentUserId, ServiceAuth
 from db_api.queries import messages
-from db_api.schemas import ChatPublic, ErrorDetail, MessagePublic, TurnCreate, TurnPublic
+from db_api.schemas import (
+    ChatPublic,
+    ErrorDetail,
+    MessagePublic,
+    ReplyInOtherChat,
+    TurnCreate,
+    TurnPublic,
+)
 
 router = APIRouter(
     prefix="/chats/{chat_id}/turns",
@@ -35,14 +42,17 @@ ChatId = Annotated[uuid.UUID, Path(description="The chat's id.")]
     "to it (a chat is named after its first question); otherwise `title` is ignored. "
     "Fill the reply in with `PATCH /chats/{chat_id}/messages/{reply.id}`. "
     "A chat has at most one reply being written: while one is `generating`, the answer is "
-    "409. With a `request_id` already sent in this chat, nothing is written and the answer "
-    "is 200 with that turn (the user's message and the reply after it, as they are now).",
+    "409; so does a user: while one of their other chats has a reply being written (saved "
+    "within the last 60 s), the answer is 409 with that chat's id. With a `request_id` "
+    "already sent in this chat, nothing is written and the answer is 200 with that turn "
+    "(the user's message and the reply after it, as they are now).",
     responses={
         200: {"model": TurnPublic, "description": "Already sent with this `request_id`"},
         409: {
-            "model": ErrorDetail,
+            "model": ErrorDetail | ReplyInOtherChat,
             "description": "Another reply in this chat is still being written (or the "
-            "`request_id` was sent before and that turn's reply has since been deleted)",
+            "`request_id` was sent before and that turn's reply has since been deleted); "
+            "or one in another of the user's chats (`busy_chat_id`)",
         },
     },
 )
@@ -60,6 +70,7 @@ async def start_turn(
         content=body.content,
         title=body.title,
         request_id=body.request_id,
+        replace_after_id=body.replace_after_id,
     )
     if not turn.created:
         response.status_code = status.HTTP_200_OK
