@@ -55,6 +55,16 @@ def seed_history(db_api: DbApiServer, browser: Browser, chat_id: str, turns: int
             )
 
 
+def seeded_chat(
+    browser: Browser, db_api: DbApiServer, llama: LlamaServer, *, turns: int
+) -> tuple[str, int]:
+    """A new chat with `turns` of history; answers its id and its messages' tokens."""
+    chat_id = browser.new_chat()
+    seed_history(db_api, browser, chat_id, turns)
+    messages = stored_chat(db_api, browser, chat_id)["messages"]
+    return chat_id, sum(count_tokens(llama, message["content"]) for message in messages)
+
+
 def wait_for_idle_slots(llama: LlamaServer) -> None:
     """Until llama.cpp has released every slot (a reply's stream ends just before that).
 
@@ -83,10 +93,7 @@ def turn(browser: Browser, llama: LlamaServer, chat_id: str, question: str) -> i
 def test_the_next_turn_reads_only_the_new_message(
     signed_in: Browser, db_api: DbApiServer, llama_server: LlamaServer
 ) -> None:
-    chat_id = signed_in.new_chat()
-    seed_history(db_api, signed_in, chat_id, turns=15)
-    history = stored_chat(db_api, signed_in, chat_id)["messages"]
-    history_tokens = sum(count_tokens(llama_server, m["content"]) for m in history)
+    chat_id, history_tokens = seeded_chat(signed_in, db_api, llama_server, turns=15)
     assert history_tokens > 500
 
     first = turn(signed_in, llama_server, chat_id, QUESTION)
@@ -100,10 +107,7 @@ def test_the_next_turn_reads_only_the_new_message(
 def test_after_old_messages_are_dropped_the_rest_is_not_read_again(
     signed_in: Browser, db_api: DbApiServer, llama_server: LlamaServer
 ) -> None:
-    chat_id = signed_in.new_chat()
-    seed_history(db_api, signed_in, chat_id, turns=14)
-    messages = stored_chat(db_api, signed_in, chat_id)["messages"]
-    history_tokens = sum(count_tokens(llama_server, m["content"]) for m in messages)
+    chat_id, history_tokens = seeded_chat(signed_in, db_api, llama_server, turns=14)
     # The template adds about 5 tokens a message: the prompt is just under the budget.
     assert PROMPT_BUDGET - 600 < history_tokens < PROMPT_BUDGET - 300
 

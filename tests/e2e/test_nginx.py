@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from harness.factories import unique_username
 from harness.forms import csrf_from
 from harness.nginx import NginxServer, start_nginx
 from harness.processes import free_port
-from native.stack import UNLIMITED
+from native.stack import UNLIMITED, NginxLimits
 
 
 def test_pages_carry_security_headers(nginx: NginxServer) -> None:
@@ -96,52 +98,44 @@ def test_a_forged_forwarded_for_header_does_not_change_the_counted_address(
     assert [key for key in keys if "127.0.0.1" in key]
 
 
+@contextmanager
+def limited_nginx(tmp_path: Path, chat_ui: ChatUiServer, limits: NginxLimits) -> Iterator[str]:
+    """Another nginx in front of the session's chat-ui, with `limits`; answers its URL."""
+    port = free_port()
+    upstream = chat_ui.url.removeprefix("http://")
+    process = start_nginx(config_dir=tmp_path, chat_ui_upstream=upstream, port=port, limits=limits)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
+
+
 def test_a_flood_of_sign_ins_from_one_address_gets_429(
     tmp_path: Path, chat_ui: ChatUiServer
 ) -> None:
-    port = free_port()
     limits = replace(UNLIMITED, SIGN_INS_PER_MINUTE=1, SIGN_IN_BURST=3)
-    process = start_nginx(
-        config_dir=tmp_path,
-        chat_ui_upstream=chat_ui.url.removeprefix("http://"),
-        port=port,
-        limits=limits,
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-            form = {"csrf_token": csrf_from(client.get("/login").text)}
-            wrong = {**form, "username": unique_username("flood"), "password": "not-the-password"}
-            responses = [client.post("/login", data=wrong) for _ in range(8)]
-            # The first and the burst reach chat-ui (a wrong password: the form again, or
-            # db-api's own throttle); the rest get nginx's page.
-            from_nginx = ["Slow down a little" in response.text for response in responses]
-            assert from_nginx == [False] * 4 + [True] * 4, [r.status_code for r in responses]
-            assert {response.status_code for response in responses[4:]} == {429}
-            assert all("nginx" not in response.text for response in responses[4:])
-            # Pages, and sign-in forms shown, are not sign-ins.
-            assert client.get("/login").status_code == 200
-            assert client.get("/static/style.css").status_code == 200
-    finally:
-        process.stop()
+    with limited_nginx(tmp_path, chat_ui, limits) as url, httpx.Client(base_url=url) as client:
+        form = {"csrf_token": csrf_from(client.get("/login").text)}
+        wrong = {**form, "username": unique_username("flood"), "password": "not-the-password"}
+        responses = [client.post("/login", data=wrong) for _ in range(8)]
+        # The first and the burst reach chat-ui (a wrong password: the form again, or
+        # db-api's own throttle); the rest get nginx's page.
+        from_nginx = ["Slow down a little" in response.text for response in responses]
+        assert from_nginx == [False] * 4 + [True] * 4, [r.status_code for r in responses]
+        assert {response.status_code for response in responses[4:]} == {429}
+        assert all("nginx" not in response.text for response in responses[4:])
+        # Pages, and sign-in forms shown, are not sign-ins.
+        assert client.get("/login").status_code == 200
+        assert client.get("/static/style.css").status_code == 200
 
 
 def test_a_flood_of_requests_from_one_address_gets_429(
     tmp_path: Path, chat_ui: ChatUiServer
 ) -> None:
-    port = free_port()
     limits = replace(UNLIMITED, REQUESTS_PER_SECOND=1, REQUEST_BURST=5)
-    process = start_nginx(
-        config_dir=tmp_path,
-        chat_ui_upstream=chat_ui.url.removeprefix("http://"),
-        port=port,
-        limits=limits,
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-            statuses = Counter(client.get("/login").status_code for _ in range(20))
-            # One per second plus a burst of 5: well under 20 in this short a time.
-            assert 5 <= statuses[200] < 15 and statuses[429] == 20 - statuses[200], statuses
-            # Static files never count, nor are they refused.
-            assert {client.get("/static/style.css").status_code for _ in range(20)} == {200}
-    finally:
-        process.stop()
+    with limited_nginx(tmp_path, chat_ui, limits) as url, httpx.Client(base_url=url) as client:
+        statuses = Counter(client.get("/login").status_code for _ in range(20))
+        # One per second plus a burst of 5: well under 20 in this short a time.
+        assert 5 <= statuses[200] < 15 and statuses[429] == 20 - statuses[200], statuses
+        # Static files never count, nor are they refused.
+        assert {client.get("/static/style.css").status_code for _ in range(20)} == {200}
