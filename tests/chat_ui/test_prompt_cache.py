@@ -107,14 +107,16 @@ def test_the_next_turn_reads_only_the_new_message(
 def test_after_old_messages_are_dropped_the_rest_is_not_read_again(
     signed_in: Browser, db_api: DbApiServer, llama_server: LlamaServer
 ) -> None:
-    chat_id, history_tokens = seeded_chat(signed_in, db_api, llama_server, turns=14)
+    chat_id, history_tokens = seeded_chat(signed_in, db_api, llama_server, turns=15)
     # The template adds about 5 tokens a message: the prompt is just under the budget.
     assert PROMPT_BUDGET - 600 < history_tokens < PROMPT_BUDGET - 300
 
     # The whole history fits: one cold read fills the chat's slot.
     assert turn(signed_in, llama_server, chat_id, QUESTION) >= history_tokens
     # A long question overflows the window: the oldest messages go, down to half the budget.
-    long_question = "Here is more context: " + "some detail, " * 100 + "Now one word: done?"
+    # About 400 tokens: over the budget with the history, and under half of it with a few
+    # hundred tokens of history kept (--cache-reuse shifts runs of at least 256).
+    long_question = "Here is more context: " + "some detail, " * 130 + "Now one word: done?"
     read = turn(signed_in, llama_server, chat_id, long_question)
 
     reply = stored_chat(db_api, signed_in, chat_id)["messages"][-1]

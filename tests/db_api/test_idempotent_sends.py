@@ -109,6 +109,8 @@ def test_a_request_id_is_per_chat(db_api_client: httpx.Client) -> None:
             headers=user_headers(user["id"]),
         )
         assert response.status_code == 201, response.text
+        # Finished, so the next chat may start a reply (one being written per user).
+        finish_reply(db_api_client, user_id=user["id"], turn=response.json())
 
 
 def test_a_resent_turn_whose_reply_was_deleted_is_a_conflict(db_api_client: httpx.Client) -> None:
