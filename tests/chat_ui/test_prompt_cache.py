@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 import httpx
 
@@ -19,6 +20,8 @@ from harness.llama import LlamaServer
 from tests.support.sse import read_until_done, send_json
 
 QUESTION = "Reply with one word: which number was the largest?"
+# chat-ui's default, which the session's chat-ui runs with.
+SYSTEM_PROMPT = "You are a helpful assistant."
 # The session's server: 2,048 tokens a slot; chat-ui keeps 512 of them for the reply.
 PROMPT_BUDGET = 2048 - 512
 
@@ -35,15 +38,18 @@ def count_tokens(llama: LlamaServer, text: str) -> int:
     return len(response.json()["tokens"])
 
 
-def seed_history(db_api: DbApiServer, browser: Browser, chat_id: str, turns: int) -> None:
-    """`turns` questions and answers, stored as if they had been asked in the app."""
+def seed_history(
+    db_api: DbApiServer, browser: Browser, chat_id: str, turns: int, *, answer_repeats: int = 3
+) -> None:
+    """`turns` more questions and answers, stored as if they had been asked in the app."""
     user_id = user_id_of(db_api, browser)
     headers = {"Authorization": f"Bearer {db_api.service_token}"}
     # Words of this chat's own in every message: llama.cpp reuses any long enough run
     # of tokens it still holds (--cache-reuse), from other tests' chats too.
     own = chat_id.split("-")[0]
     with httpx.Client(base_url=db_api.url, headers=headers, timeout=30) as client:
-        for index in range(turns):
+        start = len(stored_chat(db_api, browser, chat_id)["messages"])
+        for index in range(start, start + turns):
             question = f"Tell me about {index} in {own}."
             add_message(client, user_id=user_id, chat_id=chat_id, content=question)
             add_message(
@@ -51,7 +57,7 @@ def seed_history(db_api: DbApiServer, browser: Browser, chat_id: str, turns: int
                 user_id=user_id,
                 chat_id=chat_id,
                 role="assistant",
-                content=f"In {own}, {index} is an integer with facts of its own. " * 3,
+                content=f"In {own}, {index} is an integer with facts of its own. " * answer_repeats,
             )
 
 
@@ -104,24 +110,44 @@ def test_the_next_turn_reads_only_the_new_message(
     assert second < 64, (first, second)
 
 
+def prompt_tokens(llama: LlamaServer, messages: list[dict[str, Any]]) -> int:
+    """The exact prompt length chat-ui counts: the server's template, then its tokenizer."""
+    turns = [{"role": m["role"], "content": m["content"]} for m in messages]
+    templated = httpx.post(
+        f"{llama.url}/apply-template",
+        json={"messages": [{"role": "system", "content": SYSTEM_PROMPT}, *turns]},
+        timeout=30,
+    ).json()["prompt"]
+    tokenized = httpx.post(
+        f"{llama.url}/tokenize", json={"content": templated, "add_special": True}, timeout=30
+    )
+    return len(tokenized.json()["tokens"])
+
+
 def test_after_old_messages_are_dropped_the_rest_is_not_read_again(
     signed_in: Browser, db_api: DbApiServer, llama_server: LlamaServer
 ) -> None:
-    chat_id, history_tokens = seeded_chat(signed_in, db_api, llama_server, turns=15)
-    # The template adds about 5 tokens a message: the prompt is just under the budget.
-    assert PROMPT_BUDGET - 600 < history_tokens < PROMPT_BUDGET - 300
+    # About 200 tokens: over the budget once added to the history below, and under half
+    # of it with some 500 tokens of history kept (--cache-reuse shifts runs of >= 256).
+    long_question = "Here is more context: " + "some detail, " * 60 + "Now one word: done?"
+    question_tokens = count_tokens(llama_server, long_question)
+    chat_id = signed_in.new_chat()
+    # History until the long question no longer fits beside it (with the short turn
+    # before it, some 30 tokens), while the short turn itself still does.
+    history_prompt = 0
+    while history_prompt <= PROMPT_BUDGET - question_tokens - 20:
+        seed_history(db_api, signed_in, chat_id, turns=1, answer_repeats=8)
+        history = stored_chat(db_api, signed_in, chat_id)["messages"]
+        history_prompt = prompt_tokens(llama_server, history)
+    assert history_prompt + 40 < PROMPT_BUDGET, history_prompt
 
     # The whole history fits: one cold read fills the chat's slot.
-    assert turn(signed_in, llama_server, chat_id, QUESTION) >= history_tokens
-    # A long question overflows the window: the oldest messages go, down to half the budget.
-    # About 400 tokens: over the budget with the history, and under half of it with a few
-    # hundred tokens of history kept (--cache-reuse shifts runs of at least 256).
-    long_question = "Here is more context: " + "some detail, " * 130 + "Now one word: done?"
+    assert turn(signed_in, llama_server, chat_id, QUESTION) >= history_prompt - 40
+    # The long question overflows the window: the oldest messages go, down to half.
     read = turn(signed_in, llama_server, chat_id, long_question)
 
     reply = stored_chat(db_api, signed_in, chat_id)["messages"][-1]
     assert reply["status"] == "complete" and reply["context_start_id"] is not None
     # What was kept is already in the slot at other positions; llama.cpp shifts it there
-    # (--cache-reuse) and reads only the new question, not the ~700 kept tokens.
-    question_tokens = count_tokens(llama_server, long_question)
+    # (--cache-reuse) and reads only the new question, not the ~500 kept tokens.
     assert read < question_tokens + 100, (read, question_tokens)
