@@ -20,7 +20,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import changed_page, concurrency, db_api, long_chat, memory, page, startup, stream
+from bench import (
+    changed_page,
+    concurrency,
+    db_api,
+    fairness,
+    long_chat,
+    memory,
+    page,
+    startup,
+    stream,
+)
 from bench.report import REPORT_DIR, write_report
 from bench.results import Figure
 from bench.seed import seed_chat
@@ -29,7 +39,7 @@ from harness.processes import ServiceProcess, free_port, service_env
 from lm_api.config import ServerSettings
 from native.stack import db_api_workers, uvicorn_arguments
 
-FIGURES = ("page", "db", "stream", "concurrency", "long", "memory", "startup")
+FIGURES = ("page", "db", "stream", "concurrency", "long", "fairness", "memory", "startup")
 
 
 def log(message: str) -> None:
@@ -131,6 +141,12 @@ def run_on_stack(stack: Stack, arguments: argparse.Namespace, raw: dict[str, Any
         measured_long = long_chat.measure_long_chat(stack, chat.browser)
         figures += long_chat.long_chat_figures(measured_long)
         raw["long_chat"] = asdict(measured_long)
+
+    if "fairness" in only:
+        log("8. fairness: one user's four chats against another's question")
+        measured_fairness = fairness.measure_fairness(stack)
+        figures += fairness.fairness_figures(measured_fairness)
+        raw["fairness"] = [asdict(r) for r in measured_fairness]
 
     time.sleep(2)  # let finished replies linger out before the last idle reading
     idle.append(memory.read_stack(stack))

@@ -4,8 +4,9 @@ The rules: nothing is written until the message is known to fit the model's
 context; the user's message and the empty reply are stored together (one db-api
 call); the model request starts at once and a background `Generation` writes the
 reply, ending it as "complete", "stopped" or "error" (text so far kept), never
-"generating". One reply at a time per chat. Sending, retrying, regenerating and
-editing all go through `_start_reply`.
+"generating". One reply at a time per chat. The reply waits for a model slot in
+db-api's fair queue before the model is asked (see `generation`). A reply that was
+waiting when its process died is taken over by another (`adopt_waiting_replies`).
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ import asyncio
 import functools
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from chat_ui.config import Settings
 from chat_ui.context import ChatMessage, FittedHistory, fit_history_to_context
 from chat_ui.db_client import DbClient
 from chat_ui.errors import (
+    ChatUiError,
     GenerationInProgress,
     InvalidInput,
     MessageStatusChanged,
@@ -32,7 +33,7 @@ from chat_ui.generation import (
     DeltaStream,
     Generation,
     GenerationRegistry,
-    PrefetchedStream,
+    Lease,
     failing_stream,
 )
 from chat_ui.lm_client import LmClient
@@ -43,10 +44,10 @@ T = TypeVar("T")
 
 DEFAULT_CHAT_TITLE = "New chat"
 TITLE_MAX_CHARS = 60
-# A "generating" reply nobody has saved for this long has lost its task (a crash, a
-# restart): it is shown as interrupted and may be retried.
-INTERRUPTED_AFTER = timedelta(seconds=60)
+# A failed reply that kept some text: its writer was cut off (a crash, the model broke off).
 INTERRUPTED_MESSAGE = "The reply was interrupted before it was finished. Try again."
+# How often each process looks for waiting replies whose process died.
+ADOPT_SECONDS = 2.0
 REPLY_FAILED = "No reply: generating it failed. Try again."
 NOTHING_TO_RETRY = "There is no failed reply to retry."
 NOTHING_TO_REGENERATE = "There is no reply to regenerate yet."
@@ -122,6 +123,11 @@ def previous_start(messages: list[MessagePublic]) -> int:
     return 0
 
 
+def failed_reply_text(message: MessagePublic) -> str:
+    """Why a stored reply failed: cut off with its text kept, or no reply at all."""
+    return INTERRUPTED_MESSAGE if message.content else REPLY_FAILED
+
+
 def can_retry(messages: list[MessagePublic]) -> bool:
     """True when the newest user message has no usable reply."""
     visible = [message for message in messages if message.role != "system"]
@@ -129,25 +135,6 @@ def can_retry(messages: list[MessagePublic]) -> bool:
         return False
     last = visible[-1]
     return last.role == "user" or (last.role == "assistant" and last.status == "error")
-
-
-def is_interrupted(message: MessagePublic, *, live: bool, now: datetime | None = None) -> bool:
-    """A "generating" row that no task here owns and nobody has saved for a while."""
-    if message.status != "generating" or live:
-        return False
-    now = now or datetime.now(UTC)
-    return now - message.updated_at > INTERRUPTED_AFTER
-
-
-def as_shown(messages: list[MessagePublic], registry: GenerationRegistry) -> list[MessagePublic]:
-    """The messages with interrupted replies shown as failed (status "error")."""
-    now = datetime.now(UTC)
-    return [
-        message.model_copy(update={"status": "error"})
-        if is_interrupted(message, live=registry.is_live(message.id), now=now)
-        else message
-        for message in messages
-    ]
 
 
 @dataclass(frozen=True)
@@ -226,6 +213,14 @@ class DbReplyStore:
     chat_id: uuid.UUID
     message_id: int
     context_start_id: int | None
+    # How many slots the model server has (db-api's queue hands them out).
+    slots: int
+
+    async def renew(self) -> Lease:
+        lease = await self.db.renew_lease(
+            self.user_id, self.chat_id, self.message_id, slots=self.slots
+        )
+        return Lease(slot=lease.slot, position=lease.position)
 
     async def save(
         self, *, content: str, status: MessageStatus | None, if_status: MessageStatus
@@ -406,25 +401,37 @@ class Conversation:
                 logger.info("Reply %s finished before the stop arrived", message.id)
 
     async def _settle(self, chat: ChatDetail) -> list[MessagePublic]:
-        """The chat's messages, once no other reply is being written.
+        """The chat's messages, unless a reply is being written or waits for a slot.
 
-        Raises GenerationInProgress while one is (here, or recently saved elsewhere);
-        marks interrupted ones as failed so they can be retried.
+        Raises GenerationInProgress then. A reply whose writer is gone is not in the
+        way: db-api marks it failed when it reads the chat.
         """
-        messages = list(chat.messages)
-        now = datetime.now(UTC)
-        for index, message in enumerate(messages):
-            if message.status != "generating":
-                continue
-            if not is_interrupted(message, live=self.registry.is_live(message.id), now=now):
-                raise GenerationInProgress()
-            try:
-                messages[index] = await self.db.update_message(
-                    self.user_id, chat.id, message.id, status="error", if_status="generating"
-                )
-            except MessageStatusChanged:
-                raise GenerationInProgress() from None
-        return messages
+        if any(message.status == "generating" for message in chat.messages):
+            raise GenerationInProgress()
+        return list(chat.messages)
+
+    async def write_adopted(self, chat_id: uuid.UUID, reply_id: int) -> None:
+        """Write a reply taken over from a process that died while the reply waited.
+
+        It keeps its place in the queue; its history is fitted now, as it would have been.
+        """
+        chat = await self.db.get_chat(self.user_id, chat_id)
+        position = next((i for i, m in enumerate(chat.messages) if m.id == reply_id), None)
+        if position is None:
+            return  # deleted meanwhile (its job went with it)
+        earlier = chat.messages[:position]
+        users = [i for i, message in enumerate(earlier) if message.role == "user"]
+        if not users:
+            return
+        last_user = users[-1]
+        with self.registry.reserve(chat_id):
+            fitted = await self._fit(
+                history_for_model(earlier[: last_user + 1]), start=previous_start(earlier)
+            )
+            context_start_id = _context_start(
+                seen_by_model(earlier[:last_user]), fitted, newest_id=earlier[last_user].id
+            )
+            await self._start(chat_id, reply_id, fitted, context_start_id)
 
     async def _send_turn(
         self,
@@ -440,28 +447,22 @@ class Conversation:
             fitted = await self._fit(
                 [*history_for_model(earlier), _user(content)], start=previous_start(earlier)
             )
-        deltas = self._open_stream(fitted, chat.id)
-        try:
-            turn, created = await self.db.create_turn(
-                self.user_id,
-                chat.id,
-                content=content,
-                title=_new_title(chat, earlier, content),
-                request_id=request_id,
-                replace_after_id=replace_after_id,
-            )
-        except BaseException:
-            await deltas.aclose()
-            raise
+        turn, created = await self.db.create_turn(
+            self.user_id,
+            chat.id,
+            content=content,
+            title=_new_title(chat, earlier, content),
+            request_id=request_id,
+            replace_after_id=replace_after_id,
+        )
         if not created:
             # The same form reached another replica first: its reply is the answer.
-            await deltas.aclose()
             reply = self.registry.get(turn.reply.id)
             return StartedReply(chat.id, turn.reply.id, turn.user_message.id, reply)
         context_start_id = _context_start(
             seen_by_model(earlier), fitted, newest_id=turn.user_message.id
         )
-        generation = self._start(chat.id, turn.reply.id, deltas, context_start_id)
+        generation = await self._start(chat.id, turn.reply.id, fitted, context_start_id)
         return StartedReply(chat.id, turn.reply.id, turn.user_message.id, generation)
 
     async def _reply_again(self, chat: ChatDetail, messages: list[MessagePublic]) -> StartedReply:
@@ -470,7 +471,6 @@ class Conversation:
         earlier = messages[: last_user + 1]
         # The reply being replaced saw what this one should: the same prompt, cached.
         fitted = await self._fit(history_for_model(earlier), start=previous_start(messages))
-        deltas = self._open_stream(fitted, chat.id)
         try:
             later = messages[last_user + 1 :]
             if later:
@@ -489,15 +489,11 @@ class Conversation:
                     self.user_id, chat.id, role="assistant", content="", status="generating"
                 )
         except MessageStatusChanged:
-            await deltas.aclose()
             raise GenerationInProgress() from None
-        except BaseException:
-            await deltas.aclose()
-            raise
         context_start_id = _context_start(
             seen_by_model(earlier[:-1]), fitted, newest_id=messages[last_user].id
         )
-        generation = self._start(chat.id, reply.id, deltas, context_start_id)
+        generation = await self._start(chat.id, reply.id, fitted, context_start_id)
         return StartedReply(chat.id, reply.id, None, generation)
 
     async def _fit(self, history: list[ChatMessage], *, start: int) -> FittedHistory | ModelError:
@@ -518,29 +514,59 @@ class Conversation:
             logger.info("Dropped the %d oldest messages to fit the context", fitted.dropped)
         return fitted
 
-    def _open_stream(self, fitted: FittedHistory | ModelError, chat_id: uuid.UUID) -> DeltaStream:
-        source: AsyncGenerator[str, None]
+    def _open_stream(self, fitted: FittedHistory | ModelError, slot: int | None) -> DeltaStream:
         if isinstance(fitted, ModelError):
-            source = failing_stream(fitted)
-        else:
-            source = self.lm.stream_chat(
-                fitted.messages, max_tokens=self.settings.max_reply_tokens, chat_id=chat_id
-            )
-        return PrefetchedStream(source)
+            return failing_stream(fitted)
+        return self.lm.stream_chat(
+            fitted.messages, max_tokens=self.settings.max_reply_tokens, slot=slot
+        )
 
-    def _start(
+    async def _start(
         self,
         chat_id: uuid.UUID,
         reply_id: int,
-        deltas: DeltaStream,
+        fitted: FittedHistory | ModelError,
         context_start_id: int | None,
     ) -> Generation:
-        store = DbReplyStore(self.db, self.user_id, chat_id, reply_id, context_start_id)
+        slots = 1
+        if not isinstance(fitted, ModelError):
+            try:
+                slots = await self.lm.total_slots()  # read with the context size: no request
+            except ModelError as error:
+                fitted = error
+        store = DbReplyStore(self.db, self.user_id, chat_id, reply_id, context_start_id, slots)
         generation = Generation(
-            message_id=reply_id, chat_id=chat_id, user_id=self.user_id, deltas=deltas, store=store
+            message_id=reply_id,
+            chat_id=chat_id,
+            user_id=self.user_id,
+            open_deltas=functools.partial(self._open_stream, fitted),
+            store=store,
+            # A reply known to fail (the model away) fails at once; it needs no slot.
+            needs_slot=not isinstance(fitted, ModelError),
+            waiters=self.registry.slot_waiters,
         )
         self.registry.start(generation)
         return generation
+
+
+async def adopt_waiting_replies(
+    db: DbClient, lm: LmClient, settings: Settings, registry: GenerationRegistry
+) -> None:
+    """Every few seconds, take over replies whose process died while they waited.
+
+    Runs for the life of the process (every replica does): a queued reply is in db-api,
+    so losing the process that queued it loses nothing but a few seconds.
+    """
+    while True:
+        await asyncio.sleep(ADOPT_SECONDS)
+        try:
+            while (adopted := await db.adopt_reply()) is not None:
+                logger.info("Taking over reply %s, whose writer is gone", adopted.message_id)
+                conversation = Conversation(db, lm, settings, registry, adopted.owner_id)
+                await conversation.write_adopted(adopted.chat_id, adopted.message_id)
+        except ChatUiError as failure:
+            # Its lease lapses again, and it is taken over on a later round.
+            logger.warning("Could not take over a waiting reply: %s", failure)
 
 
 def _user(content: str) -> ChatMessage:

@@ -35,12 +35,14 @@ from chat_ui.errors import (
     db_api_problem_message,
 )
 from chat_ui.schemas import (
+    AdoptedReply,
     ChatDetail,
     ChatPage,
     ChatPublic,
     MessagePublic,
     MessageStatus,
     PageView,
+    ReplyLease,
     Role,
     SearchHit,
     SearchResults,
@@ -299,6 +301,30 @@ class DbClient:
             "GET", f"/chats/{chat_id}/messages/{message_id}", user_id=user_id, errors=CHAT_ERRORS
         )
         return self._parse(MessagePublic, response)
+
+    async def renew_lease(
+        self, user_id: uuid.UUID, chat_id: uuid.UUID, message_id: int, *, slots: int
+    ) -> ReplyLease:
+        """Renew this process's lease on a reply it writes; its model slot or place in line.
+
+        Raises MessageStatusChanged when the reply is no longer being written (stopped
+        elsewhere, finished, or the lease lapsed and the slot went to another reply).
+        """
+        response = await self._request(
+            "PUT",
+            f"/chats/{chat_id}/messages/{message_id}/lease",
+            user_id=user_id,
+            json={"slots": slots},
+            errors=MESSAGE_UPDATE_ERRORS,
+        )
+        return self._parse(ReplyLease, response)
+
+    async def adopt_reply(self) -> AdoptedReply | None:
+        """Take over a waiting reply whose writer is gone; None when there is none."""
+        response = await self._request("POST", "/reply-jobs/adopt")
+        if response.status_code == HTTPStatus.NO_CONTENT:
+            return None
+        return self._parse(AdoptedReply, response)
 
     async def create_turn(
         self,

@@ -1,11 +1,15 @@
 """Replies written by background tasks, independent of any browser connection.
 
-A `Generation` owns one asyncio task that reads the reply's text deltas from the
-model, keeps the text so far in memory for live subscribers (the SSE streams of
-any number of tabs) and saves it to db-api at most every `PROGRESS_SAVE_INTERVAL`
-seconds and once at the end. Every save is conditional on the row still being
-"generating", so a stop pressed on another replica (which sets "stopped" in
-db-api) makes the next save fail with a conflict, and the task then stops itself.
+A `Generation` owns one asyncio task that first waits for a model slot (db-api's fair
+queue: it publishes its place in line meanwhile), then reads the reply's text deltas
+from the model on that slot, keeps the text so far in memory for live subscribers
+(the SSE streams of any number of tabs) and saves it to db-api at most every
+`PROGRESS_SAVE_INTERVAL` seconds and once at the end. While it runs it renews its
+lease on the reply every `LEASE_RENEW_SECONDS`, tokens or not: a writer that stops
+renewing (a crash) has its reply marked failed by db-api after the lease. Every save
+is conditional on the row still being "generating", so a stop pressed on another
+replica (which sets "stopped" in db-api) makes the next save or renewal fail with a
+conflict, and the task then stops itself.
 
 The `GenerationRegistry` (one per process, on `app.state`) maps reply ids to live
 generations and keeps finished ones for a few seconds so late subscribers still
@@ -46,6 +50,12 @@ PROGRESS_SAVE_INTERVAL = 2.0
 LINGER_SECONDS = 10.0
 # On shutdown, how long to wait for live generations to save their final state.
 SHUTDOWN_SAVE_SECONDS = 5.0
+# db-api's lease lasts 10 s (reply_jobs.LEASE): renewed this often, two renewals can
+# fail (a busy database) before it lapses.
+LEASE_RENEW_SECONDS = 3.0
+# How often the next reply in the queue asks again (the one in place N, N times less
+# often): a slot freed stays idle at most this long, a small fraction of a reply's time.
+QUEUE_POLL_SECONDS = 0.25
 EMPTY_ANSWER = "The model gave an empty answer. Try again."
 # A database restart takes seconds; the final save waits that long before giving up.
 FINAL_SAVE_RETRY_SECONDS = 30.0
@@ -61,6 +71,10 @@ class GenerationState:
     tokens: int
     error: str | None
     version: int
+    # While the reply waits for a model slot: its place in the queue (1 = next).
+    position: int | None = None
+    # Finished here only: left in db-api's queue for another process (shutdown).
+    handed_back: bool = False
 
     @property
     def finished(self) -> bool:
@@ -75,58 +89,31 @@ class DeltaStream(Protocol):
     async def aclose(self) -> None: ...
 
 
-class ReplyStore(Protocol):
-    """Where a reply's text and status are kept (db-api in production).
+@dataclass(frozen=True)
+class Lease:
+    """A renewed lease on a reply: the model slot to write it on, or its place in line."""
 
-    `save` raises MessageStatusChanged when the stored status is no longer `if_status`.
+    slot: int | None
+    position: int | None
+
+
+class ReplyStore(Protocol):
+    """Where a reply's text, status and writer's lease are kept (db-api in production).
+
+    `save` raises MessageStatusChanged when the stored status is no longer `if_status`;
+    `renew` raises it when the reply is no longer being written (stopped, or the lease
+    lapsed and was given to another reply), and ChatNotFound when it was deleted.
     """
 
     async def save(
         self, *, content: str, status: MessageStatus | None, if_status: MessageStatus
     ) -> None: ...
 
+    async def renew(self) -> Lease: ...
 
-class PrefetchedStream:
-    """Starts a delta stream at once and reads its first delta ahead of the consumer.
 
-    Lets the model request start while the reply row is still being stored, so the
-    database round trip is not added to the time to the first token. Only the first
-    delta goes through the helper task; the rest are read directly by the consumer,
-    because a task hop per token costs CPU that the model (on the same cores) needs.
-    """
-
-    def __init__(self, source: AsyncGenerator[str, None]) -> None:
-        self._source = source
-        self._first: asyncio.Task[str | None] | None = asyncio.create_task(
-            self._read_first(), name="prefetch-reply"
-        )
-
-    async def _read_first(self) -> str | None:
-        """The first delta, or None when the stream ended without one."""
-        try:
-            return await anext(self._source)
-        except StopAsyncIteration:
-            return None
-
-    def __aiter__(self) -> PrefetchedStream:
-        return self
-
-    async def __anext__(self) -> str:
-        if self._first is not None:
-            first_task, self._first = self._first, None
-            first = await first_task
-            if first is None:
-                raise StopAsyncIteration
-            return first
-        return await anext(self._source)
-
-    async def aclose(self) -> None:
-        # Closing the source closes the HTTP stream, which frees the model's slot.
-        if self._first is not None:
-            self._first.cancel()
-            await asyncio.wait([self._first])
-            self._first = None
-        await self._source.aclose()
+# Opens the model stream of a reply on a slot (None: no slot needed, e.g. a known failure).
+OpenDeltas = Callable[[int | None], DeltaStream]
 
 
 async def failing_stream(error: ModelError) -> AsyncGenerator[str, None]:
@@ -135,6 +122,32 @@ async def failing_stream(error: ModelError) -> AsyncGenerator[str, None]:
     for delta in nothing:  # never runs; the `yield` makes this an async generator
         yield delta
     raise error
+
+
+class SlotWaiters:
+    """This process's replies waiting for a slot, so one leaving a slot wakes the next.
+
+    Waiting replies ask db-api on a timer; when a reply written here ends, the waiting
+    reply nearest the front is woken to ask at once, so a freed slot is not left idle
+    until its timer. One at a time: the others could not get that slot anyway.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[asyncio.Future[None], int] = {}
+
+    async def wait(self, *, position: int, at_most: float) -> None:
+        """Until woken or `at_most` seconds have passed."""
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting[woken] = position
+        try:
+            await asyncio.wait([woken], timeout=at_most)
+        finally:
+            del self._waiting[woken]
+
+    def slot_freed(self) -> None:
+        pending = [(position, id(f), f) for f, position in self._waiting.items() if not f.done()]
+        if pending:
+            min(pending, key=lambda entry: entry[:2])[2].set_result(None)
 
 
 class Generation:
@@ -146,16 +159,25 @@ class Generation:
         message_id: int,
         chat_id: uuid.UUID,
         user_id: uuid.UUID,
-        deltas: DeltaStream,
+        open_deltas: OpenDeltas,
         store: ReplyStore,
+        needs_slot: bool = True,
+        waiters: SlotWaiters | None = None,
         save_interval: float = PROGRESS_SAVE_INTERVAL,
+        renew_interval: float = LEASE_RENEW_SECONDS,
+        queue_poll_interval: float = QUEUE_POLL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.message_id = message_id
         self.chat_id = chat_id
         self.user_id = user_id
-        self._deltas = deltas
+        self._open_deltas = open_deltas
+        self._needs_slot = needs_slot
+        self._waiters = waiters or SlotWaiters()
+        self._held_slot = False
         self._store = store
+        self._renew_interval = renew_interval
+        self._queue_poll_interval = queue_poll_interval
         self._save_interval = save_interval
         self._clock = clock
         self._state = GenerationState("generating", "", 0, None, 0)
@@ -166,6 +188,9 @@ class Generation:
         self._last_save = clock()
         self._stopped_elsewhere = False
         self._deleted = False
+        # Set on shutdown while the reply still waits for a slot: it stays queued in
+        # db-api for another process (or this one, restarted) to take over.
+        self._handing_back = False
 
     @property
     def state(self) -> GenerationState:
@@ -203,12 +228,29 @@ class Generation:
             self._task.cancel()
         return await self.wait_finished()
 
+    async def hand_back(self) -> None:
+        """Give a reply that still waits for a slot back to the queue (shutdown).
+
+        Nothing is saved: its job stays in db-api and, once this process's lease lapses,
+        another process takes it over. A reply already being written is stopped instead.
+        """
+        if self._state.position is None:
+            await self.stop()
+            return
+        self._handing_back = True
+        await self.stop()
+
     async def _run(self) -> None:
         status: FinalStatus = "complete"
         error: str | None = None
+        renewer: asyncio.Task[None] | None = None
         try:
+            slot = await self._wait_for_slot() if self._needs_slot else None
+            deltas = self._open_deltas(slot)
             try:
-                async for delta in self._deltas:
+                if self._needs_slot:
+                    renewer = asyncio.create_task(self._renew_lease_regularly())
+                async for delta in deltas:
                     self._publish(
                         replace(
                             self._state,
@@ -218,7 +260,7 @@ class Generation:
                     )
                     self._maybe_save_progress()
             finally:
-                await self._deltas.aclose()
+                await deltas.aclose()
             if not self._state.content.strip():
                 raise ModelError(EMPTY_ANSWER)
         except asyncio.CancelledError:
@@ -233,7 +275,51 @@ class Generation:
         except Exception:
             logger.exception("Generation of reply %s failed", self.message_id)
             status, error = "error", ModelError().message
+        finally:
+            if renewer is not None:
+                renewer.cancel()
+                await asyncio.wait([renewer])
         await self._finish(status, error)
+
+    async def _wait_for_slot(self) -> int | None:
+        """The model slot db-api's queue grants this reply; its place in line meanwhile."""
+        while True:
+            lease = await self._renew()
+            if lease is not None and lease.slot is not None:
+                if self._state.position is not None:
+                    self._publish(replace(self._state, position=None))
+                self._held_slot = True
+                return lease.slot
+            if lease is not None and lease.position != self._state.position:
+                self._publish(replace(self._state, position=lease.position))
+            # Further back, ask less often: only the first few can get the next free
+            # slots, and fifty waiting replies must not keep db-api busy (the CPU the
+            # model needs). Never so rarely that the lease lapses.
+            position = self._state.position or 1
+            pause = min(self._queue_poll_interval * position, self._renew_interval)
+            await self._waiters.wait(position=position, at_most=pause)
+
+    async def _renew_lease_regularly(self) -> None:
+        """Keep the lease while the reply is written, tokens or not (a long prompt read)."""
+        while True:
+            await asyncio.sleep(self._renew_interval)
+            await self._renew()
+
+    async def _renew(self) -> Lease | None:
+        """Renew the lease; None when db-api could not be asked (the next try will)."""
+        try:
+            return await self._store.renew()
+        except MessageStatusChanged:
+            logger.info("Reply %s is no longer being written; stopping", self.message_id)
+            self._stopped_elsewhere = True
+            self._cancel()
+        except ChatNotFound:
+            logger.info("Reply %s was deleted; stopping", self.message_id)
+            self._deleted = True
+            self._cancel()
+        except ChatUiError as failure:
+            logger.warning("Could not renew the lease on reply %s: %s", self.message_id, failure)
+        return None
 
     def _publish(self, state: GenerationState) -> None:
         self._state = replace(state, version=self._state.version + 1)
@@ -273,8 +359,9 @@ class Generation:
         if self._saver is not None and not self._saver.done():
             await asyncio.wait([self._saver])
         content = self._state.content
-        if self._deleted:
-            self._publish(replace(self._state, status="stopped", error=None))
+        if self._deleted or self._handing_back:
+            handed_back = self._handing_back and not self._deleted
+            self._publish(replace(self._state, status="stopped", handed_back=handed_back))
             return
         if not self._stopped_elsewhere:
             try:
@@ -291,6 +378,8 @@ class Generation:
                 await self._store.save(content=content, status=None, if_status="stopped")
         # Published only after saving, so whoever waited for the end reads it back stored.
         self._publish(replace(self._state, status=status, error=error))
+        if self._held_slot:
+            self._waiters.slot_freed()
 
     async def _save_end(self, content: str, status: FinalStatus) -> None:
         """The final save; while the database is briefly away (a restart), keep trying.
@@ -315,6 +404,7 @@ class GenerationRegistry:
 
     def __init__(self, *, linger_seconds: float = LINGER_SECONDS) -> None:
         self._linger_seconds = linger_seconds
+        self.slot_waiters = SlotWaiters()
         self._generations: dict[int, Generation] = {}
         self._starting: set[uuid.UUID] = set()
 
@@ -358,16 +448,17 @@ class GenerationRegistry:
         asyncio.get_running_loop().call_later(self._linger_seconds, forget)
 
     async def shutdown(self) -> None:
-        """Stop every live generation and let it save.
+        """Stop every live generation and let it save; hand waiting ones back to the queue.
 
         They end as "stopped", not "error": the text so far is a usable answer and the
-        user can regenerate; nothing went wrong with the model.
+        user can regenerate; nothing went wrong with the model. A reply still waiting
+        for a slot has nothing to keep: it stays queued for another process.
         """
         live = [g for g in self._generations.values() if not g.state.finished]
         if not live:
             return
         logger.info("Stopping %d live generation(s) for shutdown", len(live))
-        stops = [asyncio.ensure_future(generation.stop()) for generation in live]
+        stops = [asyncio.ensure_future(generation.hand_back()) for generation in live]
         done, pending = await asyncio.wait(stops, timeout=SHUTDOWN_SAVE_SECONDS)
         for future in pending:
             future.cancel()

@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import uuid
-from collections import Counter
 from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
@@ -31,8 +29,6 @@ CLOSE_AFTER_STREAM = {"Connection": "close"}
 
 # Counting tokens and reading props are cheap; only generation may take long.
 QUICK_TIMEOUT = httpx.Timeout(15.0, connect=3.0)
-# /slots is only a hint on the way to the first token: not worth waiting for.
-SLOTS_TIMEOUT = httpx.Timeout(1.0)
 # Replies being written at once, per chat-ui process; more wait for a connection.
 MAX_STREAMS = 200
 
@@ -67,9 +63,8 @@ class LmClient:
             limits=httpx.Limits(max_connections=MAX_STREAMS, max_keepalive_connections=0),
         )
         self._context_tokens: int | None = None
+        self._total_slots: int | None = None
         self._prompt_size_bound: PromptSizeBound | None = None
-        # Slots this process has asked for and whose replies are still streaming.
-        self._pinned: Counter[int] = Counter()
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -78,13 +73,25 @@ class LmClient:
     async def context_tokens(self) -> int:
         """Context size of one slot (what one request may use), read once from /props."""
         if self._context_tokens is None:
-            props = await self._call("GET", "/props", time_limit=QUICK_TIMEOUT)
-            try:
-                self._context_tokens = int(props["default_generation_settings"]["n_ctx"])
-            except (KeyError, TypeError, ValueError) as error:
-                logger.error("llama.cpp /props has no n_ctx: %r", props)
-                raise ModelError() from error
+            await self._read_props()
+        assert self._context_tokens is not None
         return self._context_tokens
+
+    async def total_slots(self) -> int:
+        """How many replies the server writes at once (its slots), read once from /props."""
+        if self._total_slots is None:
+            await self._read_props()
+        assert self._total_slots is not None
+        return self._total_slots
+
+    async def _read_props(self) -> None:
+        props = await self._call("GET", "/props", time_limit=QUICK_TIMEOUT)
+        try:
+            self._context_tokens = int(props["default_generation_settings"]["n_ctx"])
+            self._total_slots = max(1, int(props.get("total_slots", 1)))
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            logger.error("llama.cpp /props has no n_ctx or total_slots: %r", props)
+            raise ModelError() from error
 
     async def count_tokens(self, messages: list[ChatMessage]) -> int:
         """Exact prompt length: the server's chat template, then its tokenizer."""
@@ -133,57 +140,23 @@ class LmClient:
             # The first message measures them itself; this was only a head start.
             logger.info("Model server not ready for warm-up: %s", error.message)
 
-    async def home_slot_if_idle(self, chat_id: uuid.UUID) -> int | None:
-        """The chat's own llama.cpp slot when it is free, else None (llama.cpp chooses).
-
-        A slot keeps the last prompt it read, so a chat that comes back to its slot has
-        its history read already. llama.cpp finds that slot by itself while the prompt
-        begins as it did, but not after old messages were dropped from the start: then
-        only the chat's own slot holds the rest, which `--cache-reuse` shifts into place
-        instead of reading it again. The home slot follows from the chat's id, so every
-        chat-ui replica picks the same one. A busy home slot is not waited for: another
-        free slot serves sooner, and llama.cpp's RAM prompt cache (`--cache-ram`) often
-        has the chat's prompt for it. A slot this process has just asked for counts as
-        busy even before `/slots` says so.
-        """
-        try:
-            response = await self._http.get("/slots", timeout=SLOTS_TIMEOUT)
-            slots = response.json() if response.is_success else None
-        except (httpx.HTTPError, ValueError):
-            slots = None
-        if not isinstance(slots, list) or not slots:
-            return None  # an older server, or /slots turned off: llama.cpp chooses
-        home = chat_id.int % len(slots)
-        try:
-            idle = {int(slot["id"]) for slot in slots if not slot["is_processing"]}
-        except (KeyError, TypeError, ValueError):
-            logger.warning("llama.cpp /slots answered an unexpected shape: %r", slots[:1])
-            return None
-        return home if home in idle and not self._pinned[home] else None
-
     async def stream_chat(
-        self, messages: list[ChatMessage], *, max_tokens: int, chat_id: uuid.UUID | None = None
+        self, messages: list[ChatMessage], *, max_tokens: int, slot: int | None = None
     ) -> AsyncGenerator[str, None]:
         """The reply's text deltas as llama.cpp produces them (one per token, in practice).
 
-        With `chat_id`, the reply goes to the chat's home slot when that is free
-        (`home_slot_if_idle`). Closing the iterator early (stop, cancellation) closes
-        the HTTP connection, which is what tells llama.cpp to stop generating and free
-        the slot.
+        `slot` is the llama.cpp slot to write it on (db-api's queue grants it; the slot
+        still holds the chat's last prompt when it can). Closing the iterator early
+        (stop, cancellation) closes the HTTP connection, which is what tells llama.cpp
+        to stop generating and free the slot.
         """
         body: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens, "stream": True}
-        slot = None if chat_id is None else await self.home_slot_if_idle(chat_id)
         if slot is not None:
             body["id_slot"] = slot
-            self._pinned[slot] += 1
-        try:
-            # Closed explicitly: a stop must close the HTTP stream now, not at collection.
-            async with contextlib.aclosing(self._stream(body)) as deltas:
-                async for delta in deltas:
-                    yield delta
-        finally:
-            if slot is not None:
-                self._pinned[slot] -= 1
+        # Closed explicitly: a stop must close the HTTP stream now, not at collection.
+        async with contextlib.aclosing(self._stream(body)) as deltas:
+            async for delta in deltas:
+                yield delta
 
     async def _stream(self, body: dict[str, Any]) -> AsyncGenerator[str, None]:
         received_any = False

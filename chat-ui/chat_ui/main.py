@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from chat_ui.config import get_settings
+from chat_ui.conversation import adopt_waiting_replies
 from chat_ui.db_client import DbClient
 from chat_ui.errors import ChatUiError, MalformedForm, PageNotFound, SignInRequired
 from chat_ui.generation import GenerationRegistry
@@ -42,6 +43,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.page_cache = PageCache(max_bytes=settings.page_cache_mb * 1024 * 1024)
     # Measured now so the first message need not wait for it; kept referenced until done.
     warm_up = asyncio.create_task(app.state.lm_client.warm_up(), name="lm-warm-up")
+    adopter = asyncio.create_task(
+        adopt_waiting_replies(
+            app.state.db_client, app.state.lm_client, settings, app.state.generations
+        ),
+        name="adopt-waiting-replies",
+    )
     # Everything imported so far lives as long as the process. Frozen, the collector
     # stops re-scanning it: full collections were the slowest 1% of page views.
     gc.freeze()
@@ -49,6 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         warm_up.cancel()
+        adopter.cancel()
         # Live replies are stopped and saved before the clients they save through close.
         await app.state.generations.shutdown()
         await app.state.db_client.aclose()

@@ -13,9 +13,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from chat_ui.conversation import INTERRUPTED_MESSAGE, REPLY_FAILED, is_interrupted
+from chat_ui.conversation import failed_reply_text
 from chat_ui.db_client import DbClient
-from chat_ui.errors import ChatNotFound, ChatUiError, MessageStatusChanged
+from chat_ui.errors import ChatNotFound, ChatUiError
 from chat_ui.generation import Generation, GenerationRegistry, GenerationState
 from chat_ui.markdown import render_markdown
 from chat_ui.schemas import MessagePublic
@@ -38,7 +38,10 @@ def sse(event: str, data: dict[str, Any]) -> str:
 def state_event(state: GenerationState) -> str:
     html = str(render_markdown(state.content))
     if not state.finished:
-        return sse("update", {"status": state.status, "html": html, "tokens": state.tokens})
+        update = {"status": state.status, "html": html, "tokens": state.tokens}
+        if state.position is not None:
+            update["position"] = state.position
+        return sse("update", update)
     return sse("done", {"status": state.status, "html": html, "error": state.error})
 
 
@@ -49,6 +52,8 @@ async def live_events(generation: Generation) -> AsyncIterator[str]:
     each one re-renders the whole markdown, CPU the model server shares.
     """
     state = generation.state
+    if state.handed_back:
+        return
     yield state_event(state)
     while not state.finished:
         sent_at = time.monotonic()
@@ -62,6 +67,9 @@ async def live_events(generation: Generation) -> AsyncIterator[str]:
         if pause > 0 and not state.finished and state.tokens > 1:
             await asyncio.sleep(pause)
             state = generation.state
+        if state.handed_back:
+            # Still queued in db-api: the page's EventSource reconnects and follows it there.
+            return
         yield state_event(state)
 
 
@@ -80,20 +88,11 @@ async def polled_events(
             return
         html = str(render_markdown(message.content))
         if message.status != "generating":
-            error = REPLY_FAILED if message.status == "error" else None
+            # A reply whose writer died is failed by db-api's read, within its lease.
+            error = failed_reply_text(message) if message.status == "error" else None
             yield sse("done", {"status": message.status, "html": html, "error": error})
             return
-        if is_interrupted(message, live=False):
-            try:
-                await db.update_message(
-                    user.id, message.chat_id, message.id, status="error", if_status="generating"
-                )
-            except MessageStatusChanged:
-                pass  # it moved on after all: the next read shows how
-            else:
-                yield sse("done", {"status": "error", "html": html, "error": INTERRUPTED_MESSAGE})
-                return
-        elif message.content != sent_content:
+        if message.content != sent_content:
             # The token count lives only in the writing process; 0 means unknown here.
             yield sse("update", {"status": "generating", "html": html, "tokens": 0})
             sent_content, last_sent = message.content, time.monotonic()

@@ -56,6 +56,22 @@ class TurnPublic(_Upstream):
     reply: MessagePublic
 
 
+class ReplyLease(_Upstream):
+    """A reply's lease renewed: the model slot to write it on, or its place in the queue."""
+
+    slot: int | None
+    position: int | None
+    lease_seconds: float
+
+
+class AdoptedReply(_Upstream):
+    """A waiting reply whose writer is gone, now this process's to write."""
+
+    message_id: int
+    chat_id: uuid.UUID
+    owner_id: uuid.UUID
+
+
 class ChatPage(_Upstream):
     items: list[ChatPublic]
     total: int

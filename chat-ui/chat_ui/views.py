@@ -30,13 +30,10 @@ from fastapi import Depends, Request, params
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from chat_ui.conversation import (
-    INTERRUPTED_MESSAGE,
-    REPLY_FAILED,
     StartedChat,
     StartedReply,
-    as_shown,
     can_retry,
-    is_interrupted,
+    failed_reply_text,
 )
 from chat_ui.db_client import DbClient
 from chat_ui.errors import (
@@ -259,22 +256,17 @@ async def chat_started(request: Request, started: StartedChat) -> Response:
 # The pages that show a chat
 
 
-def reply_error_text(
-    message: MessagePublic, registry: GenerationRegistry, stored: MessagePublic
-) -> str:
+def reply_error_text(message: MessagePublic, registry: GenerationRegistry) -> str:
     """Why a reply failed, as precisely as this process knows."""
     generation = registry.get(message.id)
     if generation is not None and generation.state.error:
         return generation.state.error
-    if is_interrupted(stored, live=registry.is_live(stored.id)):
-        return INTERRUPTED_MESSAGE
-    return REPLY_FAILED
+    return failed_reply_text(message)
 
 
 def conversation_context(chat: ChatDetail, registry: GenerationRegistry) -> dict[str, Any]:
     """What the message list needs: states as shown, the live reply and the action targets."""
-    stored = [m for m in chat.messages if m.role != "system"]
-    messages = as_shown(stored, registry)
+    messages = [m for m in chat.messages if m.role != "system"]
     last = messages[-1] if messages else None
     generating = last is not None and last.status == "generating"
     has_user = any(m.role == "user" for m in messages)
@@ -286,9 +278,9 @@ def conversation_context(chat: ChatDetail, registry: GenerationRegistry) -> dict
         "generating": generating,
         "live_stream_url": stream_url(chat.id, last.id) if generating and last else None,
         "errors": {
-            shown.id: reply_error_text(shown, registry, original)
-            for shown, original in zip(messages, stored, strict=True)
-            if shown.status == "error"
+            message.id: reply_error_text(message, registry)
+            for message in messages
+            if message.status == "error"
         },
         # The marker goes before the oldest message the model saw for the latest reply.
         "context_start_id": latest_reply.context_start_id if latest_reply else None,

@@ -14,7 +14,7 @@ from db_api.database import Database
 from db_api.docs import install_docs_pages
 from db_api.errors import install_error_handlers
 from db_api.limits import BodySizeLimitMiddleware
-from db_api.routes import chats, health, messages, sessions, turns, users
+from db_api.routes import chats, health, messages, reply_jobs, sessions, turns, users
 
 DESCRIPTION = """
 Stores users, chats and messages for the chat app in PostgreSQL.
@@ -77,6 +77,7 @@ for router in (
     chats.router,
     messages.router,
     turns.router,
+    reply_jobs.router,
     health.router,
 ):
     app.include_router(router)

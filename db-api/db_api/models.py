@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     Uuid,
@@ -138,6 +139,44 @@ class Message(Base):
             postgresql_where=text("status = 'generating'"),
         ),
     )
+
+
+class ReplyJob(Base):
+    """A reply being written: its writer's lease, and its model slot or place in the queue.
+
+    The row exists exactly while the reply is "generating" (the writes that start and
+    end a reply add and delete it). Its writer renews the lease every few seconds; one
+    that lapsed has lost its writer. Without a slot the job waits, in `queued_at` order.
+    """
+
+    __tablename__ = "reply_jobs"
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    chat_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    queued_at: Mapped[datetime] = _timestamp()
+    slot: Mapped[int | None] = mapped_column(SmallInteger)
+    lease_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    __table_args__ = (
+        # One reply being written per user, whichever replica starts it: the queue is fair.
+        Index("uq_reply_jobs_owner_id", "owner_id", unique=True),
+        Index("uq_reply_jobs_slot", "slot", unique=True, postgresql_where=text("slot IS NOT NULL")),
+    )
+
+
+class ModelSlot(Base):
+    """Which chat one of the model server's slots served last (its prompt is still there)."""
+
+    __tablename__ = "model_slots"
+
+    slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    chat_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 class SignIn(Base):

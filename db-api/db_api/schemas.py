@@ -421,6 +421,40 @@ class StatusConflict(BaseModel):
     status: MessageStatus = Field(description="The message's current status.", examples=["stopped"])
 
 
+class LeaseRequest(_Strict):
+    """A reply's writer renewing its lease, and asking for a model slot if it has none."""
+
+    slots: int = Field(
+        ge=1, le=1024, description="How many slots the model server has.", examples=[4]
+    )
+
+
+class ReplyLease(BaseModel):
+    """The writer's lease, renewed: a slot to write the reply in, or the place in the queue."""
+
+    slot: int | None = Field(
+        description="The model server's slot to send the reply's request to (`id_slot`); "
+        "`null` while the reply waits.",
+        examples=[2],
+    )
+    position: int | None = Field(
+        description="While the reply waits: its place in the queue, 1 being next.",
+        examples=[None],
+    )
+    lease_seconds: float = Field(
+        description="The lease lapses this long after now unless renewed again.",
+        examples=[10.0],
+    )
+
+
+class AdoptedReply(BaseModel):
+    """A waiting reply whose writer is gone, taken over by the caller: write it now."""
+
+    message_id: int
+    chat_id: uuid.UUID
+    owner_id: uuid.UUID = Field(description="The user the reply is for (act as them).")
+
+
 class ReplyInOtherChat(BaseModel):
     """The 409 body when the user already has a reply being written in another chat."""
 

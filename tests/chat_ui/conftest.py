@@ -10,6 +10,11 @@ from harness.chat_ui import ChatUiServer
 from harness.forms import Browser
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_replies_left_waiting(no_replies_left_waiting: None) -> None:
+    """Every chat-ui of this tier starts on a queue without other tiers' leftovers."""
+
+
 @pytest.fixture
 def browser(chat_ui: ChatUiServer) -> Iterator[Browser]:
     """A signed-out browser on the session's chat-ui."""

@@ -74,8 +74,8 @@ def seeded_chat(
 def wait_for_idle_slots(llama: LlamaServer) -> None:
     """Until llama.cpp has released every slot (a reply's stream ends just before that).
 
-    A person takes longer than that to send the next message; a test does not, and a
-    chat whose home slot is still being released goes to another slot.
+    A person takes longer than that to send the next message; a test does not. The next
+    turn goes to the chat's slot again, and what it reads is counted from here.
     """
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

@@ -321,7 +321,8 @@ def test_a_stop_right_after_sending_leaves_the_chat_usable(
 def test_a_reply_waits_for_a_free_slot_when_the_model_is_busy(
     signed_in: Browser, llama_server: LlamaServer
 ) -> None:
-    """With every slot busy, llama.cpp queues the next reply; it starts once a slot frees."""
+    """With every slot busy the next reply waits in db-api's queue, and the page is told
+    its place; it starts once a slot frees."""
     slots = httpx.get(f"{llama_server.url}/slots", timeout=5).json()
     # Other people's replies fill the slots (each person has one reply at a time).
     others = [Browser(str(signed_in.http.base_url)) for _ in slots]
@@ -341,8 +342,11 @@ def test_a_reply_waits_for_a_free_slot_when_the_model_is_busy(
         with signed_in.http.stream("GET", answer.json()["stream_url"]) as response:
             events = sse_events(response)
             first_kind, first = next(events)
-            # Queued, not failed: the reply is generating and has no token yet.
+            # Queued, not failed: the reply is generating, has no token yet, and is next.
             assert (first_kind, first["status"], first["tokens"]) == ("update", "generating", 0)
+            if "position" not in first:  # connected before its first turn at the queue
+                first_kind, first = next(events)
+            assert (first_kind, first["tokens"], first["position"]) == ("update", 0, 1)
             for other, chat_id in busy:
                 assert post_json(other, f"/chats/{chat_id}/stop").status_code == 204
             final = [data for kind, data in events if kind == "done"]

@@ -1,7 +1,7 @@
 """Replies the model could not see whole, and replies whose writer went away.
 
-Real db-api and llama.cpp server; the only shortcut is backdating a row's
-`updated_at` in PostgreSQL, instead of waiting a minute for it to go stale.
+Real db-api and llama.cpp server; the only shortcut is running out a writer's lease
+in PostgreSQL (`cut_off_writer`), instead of killing a process and waiting 10 s.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from harness.chat_ui import running_chat_ui, start_chat_ui
 from harness.db_api import DbApiServer
@@ -19,6 +18,7 @@ from harness.factories import add_message, auth_headers
 from harness.forms import Browser, chat_id_of, stored_chat, user_id_of
 from harness.llama import LlamaServer
 from harness.processes import free_port
+from tests.support.db_api import cut_off_writer
 from tests.support.sse import post_json, read_until_done, send_json
 
 MARKER = "Earlier messages are beyond what the model can see."
@@ -73,20 +73,6 @@ def test_the_reply_records_where_the_models_view_began(
     assert marker_at > page.index(f'data-message-id="{ids[1]}"')
 
 
-def backdate(db_api: DbApiServer, message_id: int) -> None:
-    engine = create_engine(db_api.database_url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(
-                text(
-                    "UPDATE messages SET updated_at = now() - interval '2 minutes' WHERE id = :id"
-                ),
-                {"id": message_id},
-            )
-    finally:
-        engine.dispose()
-
-
 def test_an_abandoned_reply_is_shown_as_interrupted_and_can_be_retried(
     signed_in: Browser, db_api: DbApiServer
 ) -> None:
@@ -104,10 +90,10 @@ def test_an_abandoned_reply_is_shown_as_interrupted_and_can_be_retried(
             status="generating",
         )
 
-    # While it is recent, it may be live on another replica: a new message must wait.
+    # While its writer holds the lease, it is live somewhere: a new message must wait.
     assert send_json(signed_in, chat_id, "Hello?").status_code == 409
 
-    backdate(db_api, orphan["id"])
+    cut_off_writer(db_api, orphan["id"])
     page = signed_in.get(f"/chats/{chat_id}").text
     assert "The reply was interrupted" in page
     assert f'action="/chats/{chat_id}/retry"' in page

@@ -2,13 +2,16 @@
 
 Requests spread over every replica, all requests about one chat reach one chat-ui
 replica (so a reply streams from the memory of the replica writing it), nginx
-follows replicas as they come and go, and a streamed reply resumes in a second tab
-and stops there, whichever replica each request lands on.
+follows replicas as they come and go, a streamed reply resumes in a second tab and
+stops there, whichever replica each request lands on, and a replica killed mid-reply
+leaves the reply interrupted (text kept) and its chat free for the next message.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import time
 from collections import Counter, defaultdict
@@ -22,9 +25,11 @@ from playwright.sync_api import expect
 from harness.factories import unique_username
 from harness.forms import Browser
 from tests.compose.conftest import ComposeStack
+from tests.compose.test_compose_stack import inspect
 from tests.e2e.test_streaming_browser import LONG_QUESTION, wait_for_text
 from tests.support.browser import OpenTab, save_screenshot
 from tests.support.pages import latest_reply, new_chat, send, sign_in, sign_up
+from tests.support.sse import read_until_done, send_json, sse_events
 
 CHAT_UI_REPLICAS = 3
 DB_API_REPLICAS = 2
@@ -165,6 +170,63 @@ def test_a_reply_streams_resumes_and_stops_at_scale(
 def lm_api_slots_idle(stack: ComposeStack) -> bool:
     slots = stack.compose("exec", "-T", "lm-api", "curl", "-fsS", "http://localhost:8080/slots")
     return '"is_processing":true' not in slots.stdout.replace(" ", "")
+
+
+def follow_until_done(browser: Browser, stream_url: str) -> dict[str, object]:
+    """The reply's final event, reconnecting as a page's EventSource does.
+
+    Right after a replica dies, a request may meet it before nginx has moved on (502).
+    """
+    deadline = time.monotonic() + FOLLOW_DEADLINE
+    while True:
+        try:
+            return read_until_done(browser, stream_url)[-1][1]
+        except (AssertionError, httpx.HTTPError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_a_replica_killed_mid_reply_leaves_the_chat_usable(scaled_stack: ComposeStack) -> None:
+    """SIGKILL of the chat-ui replica writing a reply (a crash, the OOM killer)."""
+    wait_until_every_replica_serves(scaled_stack)
+    browser = Browser(scaled_stack.url)
+    try:
+        browser.sign_up(unique_username("crash"))
+        chat_id = browser.new_chat()
+        since = time.time()
+        answer = send_json(browser, chat_id, LONG_QUESTION)
+        assert answer.status_code == 202, answer.text
+        stream_url = answer.json()["stream_url"]
+        (writer,) = [
+            container
+            for container in replicas(scaled_stack, "chat-ui")
+            if any(
+                request["method"] == "POST" and request["path"] == f"/chats/{chat_id}/messages"
+                for request in access_log(container, since)
+            )
+        ]
+        with browser.http.stream("GET", stream_url) as stream:
+            for kind, data in sse_events(stream):
+                if kind == "update" and data["tokens"] > 20:
+                    break
+        time.sleep(2.5)  # a progress save (every 2 s) has stored some of the text
+        os.kill(int(inspect(writer, "{{.State.Pid}}")), signal.SIGKILL)
+        killed_at = time.monotonic()
+
+        done = follow_until_done(browser, stream_url)
+        shown_after = time.monotonic() - killed_at
+        assert done["status"] == "error", done
+        assert "interrupted" in str(done["error"])
+        assert str(done["html"]).strip()  # the text saved before the kill
+        # A new message in that chat starts a reply: nobody had to press Stop.
+        again = send_json(browser, chat_id, "Reply with just one word: hello.")
+        assert again.status_code == 202, again.text
+        assert follow_until_done(browser, again.json()["stream_url"])["status"] == "complete"
+    finally:
+        browser.close()
+    scaled_stack.timings["interrupted reply shown after a replica's kill"] = round(shown_after, 1)
+    print(f"replica killed mid-reply: shown interrupted {shown_after:.1f} s after the kill")
 
 
 def test_nginx_follows_replicas_going_away(scaled_stack: ComposeStack) -> None:

@@ -166,6 +166,9 @@ MATRIX: dict[tuple[str, str], Callable[[World], None]] = {
     ("PATCH", "/chats/{chat_id}/messages/{message_id}"): chat_route(
         "PATCH", "/messages/{message}", {"status": "stopped", "if_status": "generating"}
     ),
+    ("PUT", "/chats/{chat_id}/messages/{message_id}/lease"): chat_route(
+        "PUT", "/messages/{message}/lease", {"slots": 4}
+    ),
 }
 
 # Routes that name no user's data, and why.
@@ -173,6 +176,8 @@ SERVICE_LEVEL = {
     ("POST", "/users"): "creates a new account; names nobody else",
     ("POST", "/users/verify"): "a password check; answers only the account whose password matches",
     ("POST", "/sessions"): "called by chat-ui only after a password check; needs the service token",
+    ("POST", "/reply-jobs/adopt"): "chat-ui takes over a reply whose writer died; it writes "
+    "it for its owner, whom the answer names, and shows it to nobody",
     ("GET", "/health/live"): "no data",
     ("GET", "/health/ready"): "no data",
     ("GET", "/openapi.json"): "the API description",

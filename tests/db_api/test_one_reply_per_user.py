@@ -77,10 +77,10 @@ def test_every_way_of_starting_a_reply_is_refused(db_api_client: httpx.Client) -
     assert _turn(db_api_client, someone_else, their_chat).status_code == 201
 
 
-def test_a_reply_whose_writer_went_silent_does_not_hold_the_user(
+def test_a_reply_whose_writer_died_does_not_hold_the_user(
     db_api_client: httpx.Client, db_api: DbApiServer
 ) -> None:
-    """A "generating" row nobody saved for 60 s has lost its writer (a crash)."""
+    """A reply whose writer's lease lapsed while it held a model slot was cut off (a crash)."""
     user = create_user(db_api_client)
     stale_chat, fresh_chat = (create_chat(db_api_client, user_id=user["id"]) for _ in range(2))
     stale = create_turn(db_api_client, user_id=user["id"], chat_id=stale_chat["id"])
@@ -89,13 +89,18 @@ def test_a_reply_whose_writer_went_silent_does_not_hold_the_user(
         with engine.begin() as connection:
             connection.execute(
                 text(
-                    "UPDATE messages SET updated_at = now() - interval '61 seconds' WHERE id = :id"
+                    "UPDATE reply_jobs SET slot = 1000 + (message_id % 30000), "
+                    "lease_expires_at = now() - interval '1 second' WHERE message_id = :id"
                 ),
                 {"id": stale["reply"]["id"]},
             )
     finally:
         engine.dispose()
     assert _turn(db_api_client, user, fresh_chat).status_code == 201
+    assert [m["status"] for m in _messages(db_api_client, user, stale_chat)] == [
+        "complete",
+        "error",
+    ]
 
 
 def test_racing_sends_in_six_chats_start_one_reply(db_api: DbApiServer) -> None:

@@ -49,6 +49,7 @@ CHAT_ROUTES = [
     ("PATCH", "/chats/{chat}/messages/{message}", {"content": "changed"}),
     ("PATCH", "/chats/{chat}/messages/{message}", {"status": "stopped", "if_status": "generating"}),
     ("PATCH", "/chats/{chat}/messages/{message}", {"context_start_id": 1}),
+    ("PUT", "/chats/{chat}/messages/{message}/lease", {"slots": 4}),
 ]
 
 

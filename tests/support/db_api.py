@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from harness.db_api import DbApiServer, db_api_env, running_db_api
 from harness.factories import auth_headers
@@ -76,3 +77,23 @@ def db_api_in_process(db_api: DbApiServer, postgres: PostgresCluster) -> Iterato
             yield client
     finally:
         config.get_settings.cache_clear()
+
+
+def cut_off_writer(db_api: DbApiServer, message_id: int) -> None:
+    """As if the process writing the reply died mid-reply, its lease run out.
+
+    Its job holds a slot no model server has (so no real grant collides with it) and a
+    lease that lapsed a second ago, instead of waiting 10 s for one to lapse.
+    """
+    engine = create_engine(db_api.database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "UPDATE reply_jobs SET slot = 1000 + message_id % 30000, "
+                    "lease_expires_at = now() - interval '1 second' WHERE message_id = :id"
+                ),
+                {"id": message_id},
+            )
+    finally:
+        engine.dispose()

@@ -37,7 +37,6 @@ import math
 import re
 import secrets
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -53,7 +52,7 @@ from chat_ui.db_client import DbClient
 from chat_ui.lm_client import LmClient
 from db_api import schemas as db
 from db_api.config import Settings as DbApiSettings
-from db_api.queries.messages import WRITER_SILENT_AFTER
+from db_api.queries.reply_jobs import LEASE
 
 __all__: list[str] = []
 
@@ -156,6 +155,20 @@ class _Message:
 
 
 @dataclass
+class _Job:
+    """A reply being written (db-api's `reply_jobs` row): its lease, slot or place in line."""
+
+    owner_id: uuid.UUID
+    chat_id: uuid.UUID
+    queued: int
+    lease_until: datetime
+    slot: int | None = None
+
+    def writer_alive(self, now: datetime) -> bool:
+        return self.slot is None or self.lease_until > now
+
+
+@dataclass
 class FakeDbApi:
     """db-api's data and rules for what chat-ui relies on, in dicts (see the module docstring).
 
@@ -167,6 +180,7 @@ class FakeDbApi:
     sessions: dict[str, _Session] = field(default_factory=dict)
     chats: dict[uuid.UUID, _Chat] = field(default_factory=dict)
     messages: dict[int, _Message] = field(default_factory=dict)
+    jobs: dict[int, _Job] = field(default_factory=dict)
     down: bool = False
     requests: list[tuple[str, str, int]] = field(default_factory=list)
     _next_message_id: int = 1
@@ -279,6 +293,8 @@ class FakeDbApi:
                 return (201 if created else 200), answer, {}
             case "GET", ["chats", "search"]:
                 return 200, self._search(self._acting(acting), params), {}
+            case "POST", ["reply-jobs", "adopt"]:
+                return self._adopt()
             case _, ["chats", chat_text, *rest]:
                 owner, chat_id = self._acting(acting), _chat_id(chat_text)
                 return self._chat_route(method, owner, chat_id, rest, params, body)
@@ -307,11 +323,15 @@ class FakeDbApi:
                 self._delete_after(owner, chat_id, int(params["after_id"]))
                 return 204, None, {}
             case "GET", ["messages", message_text]:
+                self._owned_message(owner, chat_id, message_text)
+                self._interrupt_lapsed(chat_id)
                 return (
                     200,
                     self._public_message(self._owned_message(owner, chat_id, message_text)),
                     {},
                 )
+            case "PUT", ["messages", message_text, "lease"]:
+                return 200, self._renew_lease(owner, chat_id, message_text, body), {}
             case "PATCH", ["messages", message_text]:
                 return 200, self._update_message(owner, chat_id, message_text, body), {}
             case "POST", ["turns"]:
@@ -496,23 +516,76 @@ class FakeDbApi:
     def _refuse_a_second_reply_of(
         self, owner: uuid.UUID, chat_id: uuid.UUID, *, current: str | None = None
     ) -> None:
-        """db-api's one reply being written per user (saved within WRITER_SILENT_AFTER)."""
-        recent = _now() - WRITER_SILENT_AFTER
-        for message in self.messages.values():
-            chat = self.chats.get(message.chat_id)
-            if (
-                chat is not None
-                and chat.owner_id == owner
-                and chat.id != chat_id
-                and message.status == "generating"
-                and message.updated_at > recent
-            ):
+        """db-api's one reply being written (or waiting for a slot) per user."""
+        now = _now()
+        for message_id, job in list(self.jobs.items()):
+            if job.owner_id == owner and not job.writer_alive(now):
+                del self.jobs[message_id]  # cut off mid-reply: its chat shows it failed
+        for job in self.jobs.values():
+            if job.owner_id == owner and job.chat_id != chat_id:
                 raise DbApiError(
                     409,
                     "A reply is already being written in another of your chats",
                     current=current,
-                    extra={"busy_chat_id": str(chat.id)},
+                    extra={"busy_chat_id": str(job.chat_id)},
                 )
+
+    def _interrupt_lapsed(self, chat_id: uuid.UUID) -> None:
+        """db-api marks a reply whose writer is gone as failed, when its chat is next used."""
+        now = _now()
+        for message in self._messages_of(chat_id):
+            job = self.jobs.get(message.id)
+            if message.status == "generating" and (job is None or not job.writer_alive(now)):
+                message.status, message.updated_at = "error", now
+                self.jobs.pop(message.id, None)
+                self._touch(self.chats[chat_id])
+
+    def _add_job(self, owner: uuid.UUID, reply: _Message) -> None:
+        queued = max((job.queued for job in self.jobs.values()), default=0) + 1
+        self.jobs[reply.id] = _Job(owner, reply.chat_id, queued, _now() + LEASE)
+
+    def _renew_lease(
+        self, owner: uuid.UUID, chat_id: uuid.UUID, message_text: str, body: Any
+    ) -> dict[str, Any]:
+        """db-api's queue: slots go to waiting replies in the order they were started."""
+        request = _body(db.LeaseRequest, body)
+        message = self._owned_message(owner, chat_id, message_text)
+        job = self.jobs.get(message.id)
+        if job is None:
+            raise DbApiError(409, "The message is no longer being written", current=message.status)
+        now = _now()
+        job.lease_until = now + LEASE
+        if job.slot is None or job.slot >= request.slots:
+            job.slot = None
+            running = {
+                j.slot for j in self.jobs.values() if j.slot is not None and j.lease_until > now
+            }
+            free = sorted(set(range(request.slots)) - running)
+            ahead = sum(1 for j in self.jobs.values() if j.slot is None and j.queued < job.queued)
+            if ahead >= len(free):
+                return _shape(
+                    db.ReplyLease,
+                    {"slot": None, "position": ahead + 1, "lease_seconds": LEASE.total_seconds()},
+                )
+            job.slot = free[0]
+        return _shape(
+            db.ReplyLease,
+            {"slot": job.slot, "position": None, "lease_seconds": LEASE.total_seconds()},
+        )
+
+    def _adopt(self) -> tuple[int, Any, dict[str, str]]:
+        now = _now()
+        waiting = [
+            (job.queued, message_id, job)
+            for message_id, job in self.jobs.items()
+            if job.slot is None and job.lease_until <= now
+        ]
+        if not waiting:
+            return 204, None, {}
+        _queued, message_id, job = min(waiting, key=lambda entry: entry[:2])
+        job.lease_until = now + LEASE
+        adopted = {"message_id": message_id, "chat_id": job.chat_id, "owner_id": job.owner_id}
+        return 200, _shape(db.AdoptedReply, adopted), {}
 
     def _insert(self, chat: _Chat, **values: Any) -> _Message:
         now = _now()
@@ -529,6 +602,8 @@ class FakeDbApi:
         if new.status == "generating":
             self._refuse_a_second_reply_of(owner, chat.id)
         message = self._insert(chat, role=new.role, content=new.content, status=new.status)
+        if new.status == "generating":
+            self._add_job(owner, message)
         self._touch(chat)
         return self._public_message(message)
 
@@ -547,6 +622,7 @@ class FakeDbApi:
                 if reply is None:
                     raise DbApiError(409, "This request was already handled")
                 return self._turn(chat, sent, reply), False
+        self._interrupt_lapsed(chat.id)
         if self._generating_in(chat.id) is not None:
             raise DbApiError(409, "A reply is already being written in this chat")
         self._refuse_a_second_reply_of(owner, chat.id)
@@ -561,6 +637,7 @@ class FakeDbApi:
             chat, role="user", content=new.content, status="complete", request_id=new.request_id
         )
         reply = self._insert(chat, role="assistant", content="", status="generating")
+        self._add_job(owner, reply)
         self._touch(chat)
         return self._turn(chat, user_message, reply), True
 
@@ -601,7 +678,11 @@ class FakeDbApi:
                 409, "A reply is already being written in this chat", current=message.status
             )
         if status == "generating" and message.status != "generating":
+            self._interrupt_lapsed(message.chat_id)
             self._refuse_a_second_reply_of(owner, message.chat_id, current=message.status)
+            self._add_job(owner, message)
+        elif message.status == "generating" and status != "generating":
+            self.jobs.pop(message.id, None)
         message.content, message.status, message.updated_at = content, status, _now()
         if change.sets_context_start:
             message.context_start_id = change.context_start_id
@@ -635,6 +716,7 @@ class FakeDbApi:
         return _shape(db.MessagePublic, vars(message))
 
     def _detail(self, chat: _Chat) -> dict[str, Any]:
+        self._interrupt_lapsed(chat.id)
         messages = [self._public_message(m) for m in self._messages_of(chat.id)]
         return {**self._public_chat(chat), "messages": messages}
 
@@ -769,9 +851,8 @@ class FakeModel:
     stream_failure: StreamFailure | None = None
     tokens_before_failure: int = 0
     seconds_per_token: float = 0.0
-    # llama.cpp's parallel slots, and which of them are writing a reply (`/slots`).
+    # llama.cpp's parallel slots (`total_slots` in `/props`).
     slots: int = 4
-    busy_slots: set[int] = field(default_factory=set)
     completions: list[dict[str, Any]] = field(default_factory=list)
     streams_opened: int = 0
     streams_closed: int = 0
@@ -797,14 +878,13 @@ class FakeModel:
         path = request.url.path
         if request.method == "GET" and path == "/health":
             return httpx.Response(200, json={"status": "ok"})
-        if request.method == "GET" and path == "/slots":
-            return httpx.Response(
-                200,
-                json=[{"id": i, "is_processing": i in self.busy_slots} for i in range(self.slots)],
-            )
         if request.method == "GET" and path == "/props":
             return httpx.Response(
-                200, json={"default_generation_settings": {"n_ctx": self.context_tokens}}
+                200,
+                json={
+                    "default_generation_settings": {"n_ctx": self.context_tokens},
+                    "total_slots": self.slots,
+                },
             )
         body = json.loads(request.content or b"null")
         if path == "/apply-template":
@@ -866,6 +946,6 @@ def in_memory_lm_client(model: FakeModel) -> LmClient:
     client._http = httpx.AsyncClient(base_url=LM_API_URL, transport=transport)
     client._streams = httpx.AsyncClient(base_url=LM_API_URL, transport=transport)
     client._context_tokens = None
+    client._total_slots = None
     client._prompt_size_bound = None
-    client._pinned = Counter()
     return client

@@ -12,18 +12,30 @@ from hypothesis import strategies as st
 
 from chat_ui.context import ChatMessage, PromptSizeBound, fit_history_to_context
 from chat_ui.errors import ChatNotFound, DatabaseUnavailable, MessageStatusChanged, ModelError
-from chat_ui.generation import Generation, GenerationRegistry, PrefetchedStream
+from chat_ui.generation import Generation, GenerationRegistry, Lease, SlotWaiters
 from chat_ui.schemas import MessageStatus
 
 
 class FakeStore:
-    """Keeps saves in memory and honours if_status like db-api does."""
+    """Keeps saves in memory and honours if_status like db-api does.
+
+    `queue` is what the next lease renewals answer (positions, then a slot); once it is
+    empty every renewal grants slot 0, as long as the reply is still "generating".
+    """
 
     def __init__(self) -> None:
         self.status: MessageStatus = "generating"
         self.content = ""
         self.saves: list[tuple[str, MessageStatus | None, MessageStatus]] = []
         self.fail_with: Exception | None = None
+        self.queue: list[Lease] = []
+        self.renewals = 0
+
+    async def renew(self) -> Lease:
+        self.renewals += 1
+        if self.status != "generating":
+            raise MessageStatusChanged(self.status)
+        return self.queue.pop(0) if self.queue else Lease(slot=0, position=None)
 
     async def save(
         self, *, content: str, status: MessageStatus | None, if_status: MessageStatus
@@ -43,12 +55,19 @@ class Deltas:
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[str | Exception | None] = asyncio.Queue()
+        self.opened = False
         self.closed = False
+        self.slots: list[int | None] = []
+
+    def open(self, slot: int | None) -> AsyncGenerator[str, None]:
+        self.slots.append(slot)
+        return self.stream()
 
     def release(self, item: str | Exception | None) -> None:
         self.queue.put_nowait(item)
 
     async def stream(self) -> AsyncGenerator[str, None]:
+        self.opened = True
         try:
             while True:
                 item = await self.queue.get()
@@ -62,15 +81,21 @@ class Deltas:
 
 
 def new_generation(
-    deltas: Deltas, store: FakeStore, *, save_interval: float = 1000.0
+    deltas: Deltas,
+    store: FakeStore,
+    *,
+    save_interval: float = 1000.0,
+    renew_interval: float = 1000.0,
 ) -> Generation:
     return Generation(
         message_id=1,
         chat_id=uuid.uuid4(),
         user_id=uuid.uuid4(),
-        deltas=deltas.stream(),
+        open_deltas=deltas.open,
         store=store,
         save_interval=save_interval,
+        renew_interval=renew_interval,
+        queue_poll_interval=0.001,
     )
 
 
@@ -225,15 +250,61 @@ async def test_registry_refuses_a_second_reply_in_a_chat_and_shutdown_stops() ->
     assert registry.get(generation.message_id) is None
 
 
-async def test_prefetched_stream_buffers_and_closes_its_source() -> None:
-    deltas = Deltas()
-    prefetched = PrefetchedStream(deltas.stream())
-    deltas.release("a")
-    deltas.release("b")
+async def test_a_queued_reply_shows_its_place_then_streams_on_the_granted_slot() -> None:
+    deltas, store = Deltas(), FakeStore()
+    store.queue = [Lease(None, 3), Lease(None, 3), Lease(None, 1), Lease(2, None)]
+    generation = new_generation(deltas, store)
+    positions: list[int | None] = []
+    generation.start()
+    state = generation.state
+    while not deltas.opened:
+        async with asyncio.timeout(5):
+            state = await generation.wait_newer(state.version)
+        positions.append(state.position)
+    assert positions[:2] == [3, 1]
+    assert generation.state.position is None
+    assert deltas.slots == [2]
+    deltas.release("Hi")
+    deltas.release(None)
+    assert (await generation.wait_finished()).status == "complete"
+
+
+async def test_the_lease_is_renewed_while_no_tokens_come() -> None:
+    deltas, store = Deltas(), FakeStore()
+    generation = new_generation(deltas, store, renew_interval=0.01)
+    generation.start()
+    await asyncio.sleep(0.1)  # the model reads a long prompt: no token yet
+    assert store.renewals >= 4
+    deltas.release("Done")
+    deltas.release(None)
+    assert (await generation.wait_finished()).status == "complete"
+
+
+async def test_a_lost_lease_stops_the_reply_and_keeps_the_text() -> None:
+    deltas, store = Deltas(), FakeStore()
+    generation = new_generation(deltas, store, renew_interval=0.01)
+    generation.start()
+    deltas.release("Half")
     await settle()
-    assert await prefetched.__anext__() == "a"
-    await prefetched.aclose()
+    store.status = "stopped"  # stopped elsewhere, or the lease went to another reply
+    final = await generation.wait_finished()
+    assert (final.status, final.content) == ("stopped", "Half")
     assert deltas.closed
+
+
+async def test_shutdown_hands_a_waiting_reply_back_without_saving() -> None:
+    deltas, store = Deltas(), FakeStore()
+    store.queue = [Lease(None, 2)] * 10_000
+    registry = GenerationRegistry(linger_seconds=0.01)
+    generation = new_generation(deltas, store)
+    registry.start(generation)
+    async with asyncio.timeout(5):
+        await generation.wait_newer(0)  # its place in the queue
+    assert generation.state.position == 2
+    await registry.shutdown()
+    assert generation.state.status == "stopped" and generation.state.handed_back
+    assert store.saves == [] and store.status == "generating"
+    assert not deltas.opened
 
 
 # The bound must never be below the token count. For a byte-level BPE tokenizer the
@@ -308,3 +379,24 @@ async def test_a_deleted_chat_stops_the_reply() -> None:
     final = await asyncio.wait_for(generation.wait_finished(), 5)
     assert final.status == "stopped"
     assert deltas.closed
+
+
+async def test_a_reply_leaving_its_slot_wakes_the_reply_next_in_line() -> None:
+    waiters = SlotWaiters()
+    woken: list[int] = []
+
+    async def wait(position: int) -> None:
+        await waiters.wait(position=position, at_most=10)
+        woken.append(position)
+
+    tasks = [asyncio.create_task(wait(position)) for position in (3, 1, 2)]
+    await settle()
+    waiters.slot_freed()
+    await settle()
+    assert woken == [1]
+    waiters.slot_freed()
+    await settle()
+    assert woken == [1, 2]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

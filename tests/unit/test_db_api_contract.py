@@ -120,6 +120,8 @@ CONTRACTS: dict[str, Contract] = {
         {**_MESSAGE, "status": "complete", "clear_context_start": True},
     ),
     "get_message": _contract("get_message", _MESSAGE),
+    "renew_lease": _contract("renew_lease", {**_MESSAGE, "slots": 4}),
+    "adopt_reply": _contract("adopt", {}),
     "create_turn": _contract(
         "start_turn",
         {**_CHAT, "content": "What should I see?"},

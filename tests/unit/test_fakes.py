@@ -71,6 +71,7 @@ def _problems(value: Any, schema: Schema, where: str) -> list[str]:
         "array": lambda: isinstance(value, list),
         "string": lambda: isinstance(value, str),
         "integer": lambda: isinstance(value, int) and not isinstance(value, bool),
+        "number": lambda: isinstance(value, int | float) and not isinstance(value, bool),
         "boolean": lambda: isinstance(value, bool),
         "null": lambda: value is None,
     }
@@ -166,6 +167,9 @@ async def _every_kind_of_answer(db: DbClient, api: RecordingApi) -> None:
         await db.create_turn(user.id, chat.id, content="Again?")
     with pytest.raises(GenerationInProgress):
         await db.add_message(user.id, chat.id, role="assistant", content="", status="generating")
+    lease = await db.renew_lease(user.id, chat.id, turn.reply.id, slots=2)
+    assert (lease.slot, lease.position) == (0, None)
+    assert await db.adopt_reply() is None
     reply = await db.update_message(
         user.id,
         chat.id,
@@ -179,6 +183,8 @@ async def _every_kind_of_answer(db: DbClient, api: RecordingApi) -> None:
         await db.update_message(
             user.id, chat.id, reply.id, status="stopped", if_status="generating"
         )
+    with pytest.raises(MessageStatusChanged):
+        await db.renew_lease(user.id, chat.id, reply.id, slots=2)
     assert (await db.get_message(user.id, chat.id, reply.id)).content == "Alfama."
     assert (await db.get_chat(user.id, chat.id)).title == "Lisbon"
     assert [hit.chat.id for hit in await db.search_chats(user.id, "alfama")] == [chat.id]
@@ -227,7 +233,7 @@ async def test_fake_db_api_answers_in_db_apis_statuses_and_shapes() -> None:
         if content and schema:
             assert not _problems(json.loads(content), schema, f"{method} {template} {status}")
     # Every operation DbClient uses was answered, with every refusal chat-ui maps.
-    assert len({(m, t) for m, t, _s in statuses}) >= 18
+    assert len({(m, t) for m, t, _s in statuses}) >= 20
     assert {s for _m, _t, s in statuses} >= {200, 201, 204, 304, 401, 404, 409, 422, 429}
 
 
@@ -236,6 +242,7 @@ async def test_fake_model_is_read_by_the_real_client() -> None:
     lm: LmClient = in_memory_lm_client(model)
     messages: list[ChatMessage] = [{"role": "user", "content": "Hi there"}]
     assert await lm.context_tokens() == 1000
+    assert await lm.total_slots() == 4
     count = await lm.count_tokens(messages)
     bound = await lm.prompt_size_bound()
     assert 0 < count <= bound(messages)

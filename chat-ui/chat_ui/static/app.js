@@ -12,8 +12,10 @@ const SLOW_DOWN =
 const BOTTOM_SLACK = 80;
 // With every model slot busy, llama.cpp queues a request; after this long without a
 // first token, say so instead of leaving "Thinking…" unexplained.
-const QUEUED_HINT_MS = 4000;
-const QUEUED_HINT = "The model is busy with other chats; your reply is queued and starts soon…";
+const THINKING = "Thinking…";
+// The server's fair queue: every slot of the model is writing someone's reply.
+const queuedText = (position) =>
+  `Queued, position ${position}: the model is writing other replies first…`;
 
 document.addEventListener("DOMContentLoaded", () => {
   const form = document.querySelector("form[data-composer]");
@@ -159,10 +161,6 @@ class ChatPage {
     const source = new EventSource(url);
     this.source = source;
     this.setBusy(true);
-    this.queuedTimer = setTimeout(() => {
-      const thinking = bubble.querySelector("[data-thinking]");
-      if (thinking && !thinking.hidden) thinking.textContent = QUEUED_HINT;
-    }, QUEUED_HINT_MS);
     source.addEventListener("update", (event) => this.render(bubble, JSON.parse(event.data)));
     source.addEventListener("done", (event) => {
       this.render(bubble, JSON.parse(event.data));
@@ -179,7 +177,6 @@ class ChatPage {
   }
 
   finish() {
-    clearTimeout(this.queuedTimer);
     if (this.source) this.source.close();
     this.source = null;
     this.bubble = null;
@@ -193,7 +190,10 @@ class ChatPage {
     // The HTML is the server's sanitized markdown rendering.
     content.innerHTML = state.html;
     const thinking = bubble.querySelector("[data-thinking]");
-    if (thinking) thinking.hidden = state.html !== "";
+    if (thinking) {
+      thinking.hidden = state.html !== "";
+      thinking.textContent = state.position ? queuedText(state.position) : THINKING;
+    }
     bubble.dataset.status = state.status;
     if (state.status !== "generating") {
       bubble.removeAttribute("aria-busy");

@@ -9,7 +9,6 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any, NamedTuple, NoReturn
 
 from sqlalchemy import bindparam, delete, exists, func, insert, select, update
@@ -26,6 +25,7 @@ from db_api.errors import (
     RequestAlreadyHandledError,
 )
 from db_api.models import Chat, Message, User
+from db_api.queries import reply_jobs
 from db_api.queries.chats import (
     REFRESH_FROM_RETURNING,
     get_chat,
@@ -37,10 +37,6 @@ from db_api.schemas import MessagePublic, content_may_be_empty
 
 # A partial unique index: at most one message per chat may be "generating".
 _ONE_REPLY_AT_A_TIME = "uq_messages_chat_id_generating"
-# A reply counts as being written while its writer keeps saving it (every few seconds
-# while tokens come); one silent this long has lost its writer, and chat-ui shows it
-# interrupted after the same time.
-WRITER_SILENT_AFTER = timedelta(seconds=60)
 # What the hot reads select: exactly the response model's fields, in its order.
 PUBLIC_COLUMNS = tuple(Message.__table__.c[name] for name in MessagePublic.model_fields)
 
@@ -82,20 +78,14 @@ async def _refuse_a_second_reply_of_the_user(
 
     Called by each writer that starts a reply, after `touch_owned_chat` (the chat's lock
     first, as everywhere). Locking the user's row makes the user's replies start one at
-    a time: a second one, in another chat, waits here, then sees the first.
+    a time: a second one, in another chat, waits here, then sees the first. A reply
+    counts while it has a job (`reply_jobs`): being written, or waiting for a slot.
+    Replies in this chat whose writer is gone are marked failed first.
     """
+    await reply_jobs.interrupt_lapsed_replies(db, chat_id=chat_id)
     await db.execute(select(User.id).where(User.id == owner_id).with_for_update())
-    busy_chat_id = await db.scalar(
-        select(Message.chat_id)
-        .join(Chat, Chat.id == Message.chat_id)
-        .where(
-            Chat.owner_id == owner_id,
-            Message.chat_id != chat_id,
-            Message.status == "generating",
-            Message.updated_at > func.now() - WRITER_SILENT_AFTER,
-        )
-        .limit(1)
-    )
+    await reply_jobs.forget_lapsed_writers(db, owner_id=owner_id)
+    busy_chat_id = await reply_jobs.busy_chat_of(db, owner_id=owner_id, other_than=chat_id)
     if busy_chat_id is not None:
         await db.rollback()
         raise ReplyInOtherChatError(busy_chat_id=busy_chat_id, current=current)
@@ -118,6 +108,8 @@ async def add_message(
     (message,) = await _insert_messages(
         db, [{"chat_id": chat.id, "role": role, "content": content, "status": status}]
     )
+    if status == "generating":
+        await reply_jobs.add_job(db, reply=message, owner_id=owner_id)
     await db.commit()
     return message
 
@@ -193,6 +185,7 @@ async def start_turn(
             {"chat_id": chat.id, "role": "assistant", "content": "", "status": "generating"},
         ],
     )
+    await reply_jobs.add_job(db, reply=reply, owner_id=owner_id)
     await db.commit()
     return Turn(chat, user_message, reply, created=True)
 
@@ -287,8 +280,10 @@ async def update_message(
         await _refuse_a_second_reply_of_the_user(
             db, owner_id=owner_id, chat_id=chat_id, current=message.status
         )
+    # Read now: the UPDATE ... RETURNING below refreshes `message` itself.
+    old_status = message.status
     new_content = message.content if content is None else content
-    new_status = message.status if status is None else status
+    new_status = old_status if status is None else status
     if not new_content and not content_may_be_empty(role=message.role, status=new_status):
         raise EmptyMessageContentError()
     values: dict[str, Any] = {
@@ -306,8 +301,13 @@ async def update_message(
             )
         ).one()
     except IntegrityError as error:
-        await _raise_if_reply_in_progress(db, error, current=message.status)
+        await _raise_if_reply_in_progress(db, error, current=old_status)
         raise
+    if new_status != old_status:
+        if new_status == "generating":
+            await reply_jobs.add_job(db, reply=updated, owner_id=owner_id)
+        elif old_status == "generating":
+            await reply_jobs.end_job(db, message_id=message.id)
     await db.commit()
     return updated
 

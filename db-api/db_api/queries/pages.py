@@ -13,6 +13,7 @@ import orjson
 from fastapi import Response
 
 from db_api.database import DriverConnection
+from db_api.queries import reply_jobs
 from db_api.queries.chats import chat_row, chat_rows
 from db_api.queries.messages import message_rows
 from db_api.queries.sign_ins import LiveSignIn
@@ -38,7 +39,12 @@ async def chat_detail(
     chat = await chat_row(connection, owner_id=owner_id, chat_id=chat_id)
     if chat is None:
         return None
-    return {**chat, "messages": await message_rows(connection, chat_id=chat_id)}
+    messages = await message_rows(connection, chat_id=chat_id)
+    # A reply whose writer is gone is shown (and stored) as failed, text kept.
+    generating = any(message["status"] == "generating" for message in messages)
+    if generating and await reply_jobs.interrupt_lapsed_replies_now(connection, chat_id=chat_id):
+        messages = await message_rows(connection, chat_id=chat_id)
+    return {**chat, "messages": messages}
 
 
 async def page_view(

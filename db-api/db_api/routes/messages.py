@@ -10,14 +10,16 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from db_api.database import ReadSession, WriteSession
 from db_api.deps import CurrentUserId, ServiceAuth
-from db_api.queries import messages
+from db_api.queries import messages, reply_jobs
 from db_api.schemas import (
     MAX_BIGINT,
     ErrorDetail,
+    LeaseRequest,
     MessageCreate,
     MessagePublic,
     MessageUpdate,
     ReplyInOtherChat,
+    ReplyLease,
     StatusConflict,
 )
 
@@ -104,6 +106,11 @@ async def get_message(
     message = await messages.get_message(
         db, owner_id=user_id, chat_id=chat_id, message_id=message_id
     )
+    if message.status == "generating" and await reply_jobs.interrupt_lapsed_replies(
+        db, chat_id=chat_id
+    ):
+        # Its writer was gone; it is failed now (an autocommit statement: already stored).
+        await db.refresh(message)
     return MessagePublic.model_validate(message)
 
 
@@ -144,3 +151,38 @@ async def update_message(
         if_status=body.if_status,
     )
     return MessagePublic.model_validate(message)
+
+
+@router.put(
+    "/{message_id}/lease",
+    summary="Renew a reply's lease; get its model slot or its place in the queue",
+    description="The process writing a `generating` reply calls this every few seconds "
+    "while it writes (the lease lapses after `lease_seconds`), and every fraction of a "
+    "second while it waits for a slot. The answer is the model server's slot to send the "
+    "reply's request to (`id_slot`), or, while every slot is busy or other replies waited "
+    "longer, the reply's place in the queue. Slots go to waiting replies in the order they "
+    "were started, and a user has at most one reply being written or waiting, so users "
+    "take turns. A reply whose writer stops renewing while it holds a slot is marked "
+    "`error` (its text kept) by the next read or write of its chat; one still waiting is "
+    "taken over by another writer (`POST /reply-jobs/adopt`). 409 with the current "
+    "`status` when the reply is no longer being written (finished, stopped, or its lease "
+    "lapsed and its slot went to another reply): the writer should stop.",
+    responses={
+        409: {"model": StatusConflict, "description": "The reply is no longer being written"}
+    },
+)
+async def renew_lease(
+    chat_id: ChatId,
+    message_id: MessageId,
+    body: LeaseRequest,
+    user_id: CurrentUserId,
+    db: WriteSession,
+) -> ReplyLease:
+    held = await reply_jobs.hold(
+        db, owner_id=user_id, chat_id=chat_id, message_id=message_id, slots=body.slots
+    )
+    return ReplyLease(
+        slot=held.slot,
+        position=held.position,
+        lease_seconds=reply_jobs.LEASE.total_seconds(),
+    )
