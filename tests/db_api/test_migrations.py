@@ -16,7 +16,14 @@ from harness.db_api import db_api_env, run_migrations
 from harness.postgres import PostgresCluster
 from harness.processes import REPO_ROOT
 
-APP_TABLES = {"users", "chats", "messages", "sessions", "login_throttles"}
+APP_TABLES = {
+    "users",
+    "chats",
+    "messages",
+    "sessions",
+    "login_throttles",
+    "rate_limit_buckets",
+}
 
 
 def _fresh_database(postgres: PostgresCluster) -> tuple[str, str]:
