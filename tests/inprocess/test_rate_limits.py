@@ -95,3 +95,18 @@ def test_starting_chats_too_fast_says_when_and_keeps_the_text(
     assert f"{CHATS_TOO_FAST} Try again in {wait} seconds." in html.unescape(page.text)
     assert textarea_text(page.text) == "A new topic?"
     assert inprocess.everything_stored(signed_in) == before
+
+
+def test_a_new_chat_whose_question_is_refused_leaves_no_chat(
+    signed_in: Browser, inprocess: InProcessApp
+) -> None:
+    """The chat was allowed, its first reply was not: no chat of only a greeting stays."""
+    inprocess.db.reply_limit = RateLimit(per_minute=ONE_A_MINUTE, burst=1)
+    _sent(signed_in, signed_in.new_chat(), "Say hi.")
+    before = inprocess.everything_stored(signed_in)
+
+    _refused(post_json(signed_in, "/chats", content="A new topic?"), REPLIES_TOO_FAST)
+    page = signed_in.submit("/chats", {"content": "A new topic?"})
+    assert page.status_code == 429
+    assert textarea_text(page.text) == "A new topic?"
+    assert inprocess.everything_stored(signed_in) == before
