@@ -27,7 +27,7 @@ from bench.stream import sse_events
 from harness.forms import Browser, chat_id_of, csrf_from
 
 SECTION = "8. Fairness (one user's many chats against another's question)"
-ROUNDS = 5
+ROUNDS = 8
 HOG_CHATS = 4
 LONG_QUESTION = "Write a long story, at least 400 words, about a lighthouse keeper."
 # A different question each time, so no answer comes from the prompt cache whole.

@@ -28,6 +28,7 @@ from chat_ui.errors import (
     InvalidInput,
     MessageStatusChanged,
     ModelError,
+    SendingTooFast,
 )
 from chat_ui.generation import (
     DeltaStream,
@@ -280,7 +281,8 @@ class Conversation:
 
         A form sent again (same `request_id`) finds the chat and the reply the first
         submission made; sent twice at once, the second waits for the first. Without
-        `content` the chat is only created (again: found), and has no reply.
+        `content` the chat is only created (again: found), and has no reply. A first
+        message refused for starting replies too fast takes its new chat with it.
         """
         if not content.strip():
             chat, _opening = await self._create_chat(request_id)
@@ -310,15 +312,23 @@ class Conversation:
 
     async def _start_chat(self, content: str, request_id: uuid.UUID | None) -> StartedChat:
         chat, detail = await self._create_chat(request_id)
+        created_here = detail is not None
         if detail is None:
             detail = await self.db.get_chat(self.user_id, chat.id)
             if not detail.messages:
                 # The first submission, on another replica, has not added the opening yet.
                 return StartedChat(chat.id, None)
-        if request_id is None:
-            return StartedChat(chat.id, await self._send_new(detail, content, None))
-        sent = find_sent(detail.messages, request_id, self.registry)
-        return StartedChat(chat.id, sent or await self._send_or_find(detail, content, request_id))
+        try:
+            if request_id is None:
+                return StartedChat(chat.id, await self._send_new(detail, content, None))
+            sent = find_sent(detail.messages, request_id, self.registry)
+            started = sent or await self._send_or_find(detail, content, request_id)
+        except SendingTooFast:
+            if created_here:
+                # Nothing of the question was stored: no chat of only a greeting stays.
+                await self.db.delete_chat(self.user_id, chat.id)
+            raise
+        return StartedChat(chat.id, started)
 
     async def _send_or_find(
         self, chat: ChatDetail, content: str, request_id: uuid.UUID

@@ -27,7 +27,9 @@ from chat_ui.errors import (
     InvalidInput,
     MessageStatusChanged,
     ReplyInOtherChat,
+    SendingTooFast,
     SignInRequired,
+    StartingChatsTooFast,
     TooManyAttempts,
     UpstreamMisbehaved,
     UsernameTaken,
@@ -64,9 +66,15 @@ DB_API_TIMEOUT = aiohttp.ClientTimeout(total=10.0, connect=3.0)
 PASSWORD_TIMEOUT = aiohttp.ClientTimeout(total=60.0, connect=3.0)
 CHAT_ERRORS: ErrorByStatus = {404: ChatNotFound}
 # db-api lets a chat have one reply being written at a time; a second one answers 409.
-TURN_ERRORS: ErrorByStatus = {404: ChatNotFound, 409: GenerationInProgress}
-# A conditional message update (if_status) that lost the race answers 409.
-MESSAGE_UPDATE_ERRORS: ErrorByStatus = {404: ChatNotFound, 409: MessageStatusChanged}
+# Starting replies faster than the user's rate limit answers 429.
+TURN_ERRORS: ErrorByStatus = {404: ChatNotFound, 409: GenerationInProgress, 429: SendingTooFast}
+# A conditional message update (if_status) that lost the race answers 409; setting a
+# reply back to "generating" (a retry) takes from the same rate limit as a turn.
+MESSAGE_UPDATE_ERRORS: ErrorByStatus = {
+    404: ChatNotFound,
+    409: MessageStatusChanged,
+    429: SendingTooFast,
+}
 
 
 @dataclass(frozen=True)
@@ -209,11 +217,16 @@ class DbClient:
     async def create_chat(
         self, user_id: uuid.UUID, *, title: str, request_id: uuid.UUID | None = None
     ) -> tuple[ChatPublic, bool]:
-        """The chat, and False when `request_id` had created it before (nothing written now)."""
+        """The chat, and False when `request_id` had created it before (nothing written now).
+
+        Raises StartingChatsTooFast beyond the user's limit on new chats.
+        """
         body: dict[str, str] = {"title": title}
         if request_id is not None:
             body["request_id"] = str(request_id)
-        response = await self._request("POST", "/chats", user_id=user_id, json=body)
+        response = await self._request(
+            "POST", "/chats", user_id=user_id, json=body, errors={429: StartingChatsTooFast}
+        )
         return self._parse(ChatPublic, response), response.status_code == HTTPStatus.CREATED
 
     async def get_chat(self, user_id: uuid.UUID, chat_id: uuid.UUID) -> ChatDetail:
@@ -342,7 +355,8 @@ class DbClient:
         `replace_after_id` deletes the chat's messages after that id in the same
         transaction (an edit). Answers False with the turn when `request_id` had stored
         it before (nothing written now). Raises GenerationInProgress while another reply
-        is being written (ReplyInOtherChat when it is in another chat).
+        is being written (ReplyInOtherChat when it is in another chat), SendingTooFast
+        beyond the user's limit on starting replies.
         """
         body: dict[str, str | int] = {"content": content}
         if replace_after_id is not None:
@@ -415,12 +429,14 @@ class DbClient:
             # One reply at a time per user: whatever else a 409 of this route would mean.
             raise ReplyInOtherChat(busy)
         mapped = (errors or {}).get(status)
+        if status == HTTPStatus.TOO_MANY_REQUESTS:
+            # Saying when to try again, in the words of what was refused.
+            too_fast = mapped if mapped and issubclass(mapped, TooManyAttempts) else TooManyAttempts
+            raise too_fast(_retry_after(response))
         if mapped is SignInRequired:
             raise SignInRequired(expired=True)
         if mapped is not None:
             raise mapped()
-        if status == HTTPStatus.TOO_MANY_REQUESTS:
-            raise TooManyAttempts(_retry_after(response))
         if status == HTTPStatus.UNPROCESSABLE_ENTITY:
             raise _invalid_input(response)
         if status in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.BAD_GATEWAY):

@@ -13,6 +13,7 @@ lives here only, including what db-api's validation problems mean to a person
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -96,11 +97,33 @@ class UsernameTaken(ChatUiError):
 
 
 class TooManyAttempts(ChatUiError):
+    """Refused for going too fast (sign-in attempts); the answer says when to try again."""
+
     status_code = 429
+    too_fast = "Too many attempts."
 
     def __init__(self, retry_after_seconds: int) -> None:
         self.retry_after_seconds = retry_after_seconds
-        super().__init__(f"Too many attempts. Try again in {retry_after_seconds} seconds.")
+        super().__init__(f"{self.too_fast} Try again in {wait_in_words(retry_after_seconds)}.")
+
+
+class SendingTooFast(TooManyAttempts):
+    """db-api's per-user limit on starting replies (send, retry, regenerate, edit)."""
+
+    too_fast = "You're asking for replies faster than this server allows."
+
+
+class StartingChatsTooFast(TooManyAttempts):
+    """db-api's per-user limit on creating chats."""
+
+    too_fast = "You've started a lot of chats in a short time."
+
+
+def wait_in_words(seconds: int) -> str:
+    """ "1 second", "45 seconds"; from two minutes on, whole minutes (rounded up)."""
+    if seconds < 120:
+        return "1 second" if seconds == 1 else f"{seconds} seconds"
+    return f"{math.ceil(seconds / 60)} minutes"
 
 
 class DatabaseUnavailable(ChatUiError):

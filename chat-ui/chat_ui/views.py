@@ -118,7 +118,8 @@ def redirect_to(url: str) -> Page:
 async def show_failure(request: Request, error: ChatUiError, page: FailurePage) -> Response:
     """The one way a failure is answered: JSON for the script, else `page`.
 
-    A refused sign-in also says when to try again (Retry-After), either way.
+    A refusal for going too fast (sign-ins, replies, new chats) also says when to try
+    again (Retry-After), either way.
     """
     response = await json_or_page(
         request, json=json_error(error), page=functools.partial(page, error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -26,6 +27,14 @@ def secret_problem(value: str) -> str | None:
     if len(value.strip()) < MIN_SECRET_LENGTH:
         return f"is shorter than {MIN_SECRET_LENGTH} characters"
     return None
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: `burst` actions at once, then `per_minute` more every minute."""
+
+    per_minute: float
+    burst: int
 
 
 def secrets_from_files(data: Any, names: tuple[str, ...]) -> Any:
@@ -91,6 +100,36 @@ class Settings(BaseSettings):
     login_ip_window_seconds: int = Field(
         default=300, ge=1, description="The window in which a client address's failures count."
     )
+
+    # Per user, in PostgreSQL, so they hold across replicas. A household never meets
+    # them: typing and reading a reply take longer than the refill. A script that
+    # starts and stops replies in a loop makes the model read a whole chat each time.
+    replies_per_minute: float = Field(
+        default=6,
+        gt=0,
+        description="Replies one user may start (send, retry, regenerate, edit) per minute, "
+        "once `REPLY_BURST` is used up; beyond, 429 with `Retry-After`.",
+    )
+    reply_burst: int = Field(
+        default=20, ge=1, description="Replies one user may start at once, in a row."
+    )
+    chats_per_minute: float = Field(
+        default=2,
+        gt=0,
+        description="Chats one user may create per minute, once `CHAT_BURST` is used up; "
+        "beyond, 429 with `Retry-After`.",
+    )
+    chat_burst: int = Field(
+        default=20, ge=1, description="Chats one user may create at once, in a row."
+    )
+
+    @property
+    def reply_limit(self) -> RateLimit:
+        return RateLimit(self.replies_per_minute, self.reply_burst)
+
+    @property
+    def chat_limit(self) -> RateLimit:
+        return RateLimit(self.chats_per_minute, self.chat_burst)
 
     @model_validator(mode="after")
     def refuse_placeholder_secrets(self) -> Self:

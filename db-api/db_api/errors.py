@@ -163,6 +163,27 @@ class TooManyLoginFailuresError(AppError):
         return {"Retry-After": str(self.retry_after_seconds)}
 
 
+class RateLimitedError(AppError):
+    """Raised when one user does something faster than the install allows (a token bucket).
+
+    `retry_after_seconds` is when the next token arrives, so a caller can say when to try again.
+    """
+
+    status_code = 429
+
+    def __init__(self, detail: str, *, retry_after_seconds: float) -> None:
+        super().__init__(detail)
+        self.message = detail
+        # Round up so a client that waits exactly this long is never early.
+        self.retry_after_seconds = max(1, math.ceil(retry_after_seconds))
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": self.message, "retry_after_seconds": self.retry_after_seconds}
+
+
 class DatabaseUnavailableError(AppError):
     status_code = 503
     detail = DATABASE_UNAVAILABLE

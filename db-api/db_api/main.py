@@ -24,7 +24,9 @@ Routes under `/chats` also need `X-User-Id: <uuid>`, the acting user: another
 user's chat answers 404 exactly like a missing one. Errors are
 `{"detail": "human message"}`; 422 keeps FastAPI's list of problems; a conditional
 message update (`if_status`) that no longer applies answers 409 with the message's
-current `status`. While PostgreSQL is unreachable every route answers 503
+current `status`. Starting replies and creating chats are rate-limited per user: beyond
+the limit the answer is 429 with `Retry-After` and `retry_after_seconds`, and nothing
+is written. While PostgreSQL is unreachable every route answers 503
 `{"detail": "Database unavailable"}`.
 """
 

@@ -1,4 +1,7 @@
-"""SQLAlchemy tables: users, their sign-ins (`sessions`), their chats and the chats' messages."""
+"""SQLAlchemy tables: users, their sign-ins (`sessions`), their chats and the chats' messages.
+
+Also the counters behind the limits: failed sign-ins and per-user rate limits.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from sqlalchemy import (
     CheckConstraint,
     Computed,
     DateTime,
+    Double,
     ForeignKey,
     Identity,
     Index,
@@ -206,3 +210,18 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     window_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RateLimitBucket(Base):
+    """A token bucket per key (an action and a user, e.g. `reply:<user id>`).
+
+    `tokens` is what was left at `refilled_at`; what has come back since is computed
+    when the next token is taken (queries.rate_limits). Kept in PostgreSQL so every
+    replica takes from the same bucket.
+    """
+
+    __tablename__ = "rate_limit_buckets"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Double, nullable=False)
+    refilled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -465,6 +465,16 @@ class ReplyInOtherChat(BaseModel):
     )
 
 
+class RateLimited(BaseModel):
+    """The 429 body when the acting user starts replies or creates chats too fast."""
+
+    detail: str = Field(examples=["Too many replies started in a short time"])
+    retry_after_seconds: int = Field(
+        description="Seconds until the next one is allowed (also the `Retry-After` header).",
+        examples=[12],
+    )
+
+
 class SearchHit(BaseModel):
     """One matching chat and a plain-text excerpt around the matched words."""
 

@@ -36,6 +36,8 @@ DB_API_REPLICAS = 2
 # Hashing on the chat id: the chance that one of 3 replicas gets none of 30 chats
 # is 3 x (2/3)^30, about 1 in 60,000.
 CHATS = 30
+# Each within the per-user limit on new chats (CHAT_BURST, 20 by default).
+USERS = 3
 # uvicorn's access log: `... - "GET /chats/<id> HTTP/1.1" 200 OK`
 ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>/\S*) HTTP/[0-9.]+" (?P<status>\d{3})')
 CHAT_PAGE = re.compile(r"^/chats/(?P<chat_id>[0-9a-f-]{36})$")
@@ -97,18 +99,23 @@ def test_requests_spread_over_replicas_and_each_chat_sticks_to_one(
 ) -> None:
     wait_until_every_replica_serves(scaled_stack)
     since = time.time()
-    browser = Browser(scaled_stack.url)
+    browsers = [Browser(scaled_stack.url) for _ in range(USERS)]
     try:
-        browser.sign_up(unique_username("scale"))
-        chat_ids = [browser.new_chat() for _ in range(CHATS)]
-        paths = [f"/chats/{chat_id}" for chat_id in chat_ids] * 3
+        for browser in browsers:
+            browser.sign_up(unique_username("scale"))
+        owned = [(browsers[n % USERS], browsers[n % USERS].new_chat()) for n in range(CHATS)]
+        chat_ids = [chat_id for _browser, chat_id in owned]
+        visits = owned * 3
         # Concurrent, like many users: chat-ui opens several connections to db-api,
         # each to whichever replica the name resolves to first.
         with ThreadPoolExecutor(max_workers=8) as pool:
-            statuses = list(pool.map(lambda path: browser.get(path).status_code, paths))
+            statuses = list(
+                pool.map(lambda visit: visit[0].get(f"/chats/{visit[1]}").status_code, visits)
+            )
     finally:
-        browser.close()
-    assert Counter(statuses) == {200: len(paths)}
+        for browser in browsers:
+            browser.close()
+    assert Counter(statuses) == {200: len(visits)}
 
     served_by: dict[str, set[str]] = defaultdict(set)
     per_replica: Counter[str] = Counter()

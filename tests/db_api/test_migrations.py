@@ -24,6 +24,7 @@ APP_TABLES = {
     "login_throttles",
     "reply_jobs",
     "model_slots",
+    "rate_limit_buckets",
 }
 
 

@@ -76,3 +76,28 @@ def test_request_bodies_carry_examples(db_api: DbApiServer) -> None:
         "TurnCreate",
     ):
         assert schemas[name].get("examples"), name
+
+
+def test_the_rate_limited_answers_are_documented(db_api: DbApiServer) -> None:
+    """Each way of starting a reply, and starting a chat, may answer 429 with Retry-After."""
+    spec = httpx.get(f"{db_api.url}/openapi.json").json()
+    limited = [
+        ("post", "/chats"),
+        ("post", "/chats/{chat_id}/turns"),
+        ("post", "/chats/{chat_id}/messages"),
+        ("patch", "/chats/{chat_id}/messages/{message_id}"),
+    ]
+    for method, path in limited:
+        refused = spec["paths"][path][method]["responses"]["429"]
+        schema = refused["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/RateLimited"}, path
+        assert "Retry-After" in refused["headers"], path
+    body = spec["components"]["schemas"]["RateLimited"]
+    assert set(body["required"]) == {"detail", "retry_after_seconds"}
+    answering_429 = {
+        (method, path)
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        if method in HTTP_METHODS and "429" in operation["responses"]
+    }
+    assert answering_429 == {*limited, ("post", "/users/verify")}

@@ -10,7 +10,9 @@ read and closed) is the production code:
   missing one), one `generating` reply per chat (409) and per user (409 with
   `busy_chat_id`), conditional message updates
   (`if_status`, 409 with the current status), request ids that answer what they stored
-  before (200 instead of 201), and the page view's revision and ETag (every change to a
+  before (200 instead of 201), the per-user rate limits on starting replies and creating
+  chats (429 with `Retry-After`; off unless a test sets `reply_limit` or `chat_limit`),
+  and the page view's revision and ETag (every change to a
   user's chats or messages bumps it; a matching `If-None-Match` gets 304). Request
   bodies and search queries are validated with db-api's own models (`db_api.schemas`),
   so a refusal is db-api's 422 with its `detail`; answers are built through db-api's
@@ -51,7 +53,9 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from chat_ui.db_client import DbClient
 from chat_ui.lm_client import LmClient
 from db_api import schemas as db
+from db_api.config import RateLimit
 from db_api.config import Settings as DbApiSettings
+from db_api.queries.rate_limits import REFUSALS, Action
 from db_api.queries.reply_jobs import LEASE
 
 __all__: list[str] = []
@@ -169,11 +173,18 @@ class _Job:
 
 
 @dataclass
+class _Bucket:
+    tokens: float
+    refilled_at: datetime
+
+
+@dataclass
 class FakeDbApi:
     """db-api's data and rules for what chat-ui relies on, in dicts (see the module docstring).
 
     `down` makes every request fail as if db-api were unreachable; `requests` records
     (method, path, status) of each request answered, to show what a route asked for.
+    `reply_limit` and `chat_limit` turn on db-api's per-user rate limits (None: none).
     """
 
     users: dict[uuid.UUID, _User] = field(default_factory=dict)
@@ -183,6 +194,9 @@ class FakeDbApi:
     jobs: dict[int, _Job] = field(default_factory=dict)
     down: bool = False
     requests: list[tuple[str, str, int]] = field(default_factory=list)
+    reply_limit: RateLimit | None = None
+    chat_limit: RateLimit | None = None
+    buckets: dict[str, _Bucket] = field(default_factory=dict)
     _next_message_id: int = 1
 
     # ---- helpers for tests (synchronous: call them in the app's event loop) --------
@@ -463,6 +477,7 @@ class FakeDbApi:
             for chat in self.chats.values():
                 if chat.owner_id == owner and chat.request_id == new.request_id:
                     return self._public_chat(chat), False
+        self._take_token("chat", owner)
         now = _now()
         chat = _Chat(
             uuid.uuid4(), owner, new.title or db.DEFAULT_CHAT_TITLE, now, now, new.request_id
@@ -601,6 +616,7 @@ class FakeDbApi:
             raise DbApiError(409, "A reply is already being written in this chat")
         if new.status == "generating":
             self._refuse_a_second_reply_of(owner, chat.id)
+            self._take_token("reply", owner)
         message = self._insert(chat, role=new.role, content=new.content, status=new.status)
         if new.status == "generating":
             self._add_job(owner, message)
@@ -626,6 +642,7 @@ class FakeDbApi:
         if self._generating_in(chat.id) is not None:
             raise DbApiError(409, "A reply is already being written in this chat")
         self._refuse_a_second_reply_of(owner, chat.id)
+        self._take_token("reply", owner)
         if new.replace_after_id is not None:
             for message in messages:
                 if message.id > new.replace_after_id:
@@ -680,6 +697,7 @@ class FakeDbApi:
         if status == "generating" and message.status != "generating":
             self._interrupt_lapsed(message.chat_id)
             self._refuse_a_second_reply_of(owner, message.chat_id, current=message.status)
+            self._take_token("reply", owner)
             self._add_job(owner, message)
         elif message.status == "generating" and status != "generating":
             self.jobs.pop(message.id, None)
@@ -688,6 +706,25 @@ class FakeDbApi:
             message.context_start_id = change.context_start_id
         self._touch(self.chats[message.chat_id])
         return self._public_message(message)
+
+    def _take_token(self, action: Action, owner: uuid.UUID) -> None:
+        """db-api's token bucket (queries.rate_limits); taken after every other check."""
+        limit = self.reply_limit if action == "reply" else self.chat_limit
+        if limit is None:
+            return
+        now, per_second = _now(), limit.per_minute / 60
+        bucket = self.buckets.setdefault(f"{action}:{owner}", _Bucket(limit.burst, now))
+        elapsed = max(0.0, (now - bucket.refilled_at).total_seconds())
+        tokens = min(limit.burst, bucket.tokens + elapsed * per_second) - 1
+        if tokens < 0:
+            wait = max(1, math.ceil(-tokens / per_second))
+            raise DbApiError(
+                429,
+                REFUSALS[action],
+                headers={"Retry-After": str(wait)},
+                extra={"retry_after_seconds": wait},
+            )
+        bucket.tokens, bucket.refilled_at = tokens, now
 
     def _delete_after(self, owner: uuid.UUID, chat_id: uuid.UUID, after_id: int) -> None:
         chat = self._owned_chat(owner, chat_id)

@@ -1,4 +1,5 @@
-"""Small chat-ui helpers: chat titles, message validation, safe redirects, dates, retries."""
+"""Small chat-ui helpers: chat titles, message validation, safe redirects, dates, retries,
+waits in words."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ from chat_ui.conversation import (
     title_from_message,
     validate_message,
 )
-from chat_ui.errors import InvalidInput
+from chat_ui.errors import (
+    InvalidInput,
+    SendingTooFast,
+    StartingChatsTooFast,
+    TooManyAttempts,
+    wait_in_words,
+)
 from chat_ui.pages import short_date
 from chat_ui.schemas import MessagePublic
 from chat_ui.security import DEFAULT_AFTER_SIGN_IN, safe_next_path
@@ -176,3 +183,28 @@ def test_the_previous_start_is_where_the_newest_reply_began() -> None:
         )
         == 0
     )
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (1, "1 second"),
+        (12, "12 seconds"),
+        (119, "119 seconds"),
+        (120, "2 minutes"),
+        (121, "3 minutes"),
+    ],
+)
+def test_a_wait_in_words(seconds: int, words: str) -> None:
+    assert wait_in_words(seconds) == words
+
+
+def test_each_refusal_for_going_too_fast_says_when_to_try_again() -> None:
+    assert TooManyAttempts(5).message == "Too many attempts. Try again in 5 seconds."
+    assert SendingTooFast(12).message == (
+        "You're asking for replies faster than this server allows. Try again in 12 seconds."
+    )
+    assert StartingChatsTooFast(1).message == (
+        "You've started a lot of chats in a short time. Try again in 1 second."
+    )
+    assert SendingTooFast(12).status_code == StartingChatsTooFast(1).status_code == 429

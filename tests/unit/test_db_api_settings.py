@@ -7,7 +7,7 @@ import logging
 import pytest
 from pydantic import ValidationError
 
-from db_api.config import Settings
+from db_api.config import RateLimit, Settings
 
 STRONG_TOKEN = "s" * 32
 STRONG_PASSWORD = "a-real-database-password-of-32-chars"
@@ -78,3 +78,32 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
 def test_unknown_app_env_is_refused() -> None:
     with pytest.raises(ValidationError):
         _settings(app_env="staging")
+
+
+def test_rate_limits_default_to_a_households_pace() -> None:
+    settings = _settings()
+    assert settings.reply_limit == RateLimit(per_minute=6, burst=20)
+    assert settings.chat_limit == RateLimit(per_minute=2, burst=20)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"replies_per_minute": 0},
+        {"replies_per_minute": -1},
+        {"reply_burst": 0},
+        {"chats_per_minute": 0},
+        {"chat_burst": 0},
+    ],
+)
+def test_rate_limits_must_be_positive(values: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        _settings(**values)
+
+
+def test_a_rate_limit_may_be_a_fraction_per_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REPLIES_PER_MINUTE", "0.5")
+    monkeypatch.setenv("CHAT_BURST", "3")
+    settings = Settings()
+    assert settings.reply_limit.per_minute == 0.5
+    assert settings.chat_limit.burst == 3

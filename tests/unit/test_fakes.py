@@ -25,12 +25,15 @@ from chat_ui.errors import (
     GenerationInProgress,
     InvalidInput,
     MessageStatusChanged,
+    SendingTooFast,
     SignInRequired,
+    StartingChatsTooFast,
     TooManyAttempts,
     UsernameTaken,
     WrongCredentials,
 )
 from chat_ui.lm_client import LmClient
+from db_api.config import RateLimit
 from db_api.main import app as db_api_app
 from tests.support.fakes import (
     LOGIN_MAX_FAILURES,
@@ -220,9 +223,8 @@ async def _every_kind_of_answer(db: DbClient, api: RecordingApi) -> None:
     assert api.answers
 
 
-async def test_fake_db_api_answers_in_db_apis_statuses_and_shapes() -> None:
-    api = RecordingApi()
-    await _every_kind_of_answer(in_memory_db_client(api), api)
+def _as_declared(api: RecordingApi) -> set[tuple[str, str, int]]:
+    """(method, path template, status) of every answer, each checked against db-api's schema."""
     statuses = set()
     for method, path, status, content in api.answers:
         template, operation = _operation(method, path)
@@ -232,9 +234,51 @@ async def test_fake_db_api_answers_in_db_apis_statuses_and_shapes() -> None:
         schema = declared[str(status)].get("content", {}).get("application/json", {}).get("schema")
         if content and schema:
             assert not _problems(json.loads(content), schema, f"{method} {template} {status}")
+    return statuses
+
+
+async def test_fake_db_api_answers_in_db_apis_statuses_and_shapes() -> None:
+    api = RecordingApi()
+    await _every_kind_of_answer(in_memory_db_client(api), api)
+    statuses = _as_declared(api)
     # Every operation DbClient uses was answered, with every refusal chat-ui maps.
     assert len({(m, t) for m, t, _s in statuses}) >= 20
     assert {s for _m, _t, s in statuses} >= {200, 201, 204, 304, 401, 404, 409, 422, 429}
+
+
+async def test_fake_db_api_limits_replies_and_chats_as_db_api_does() -> None:
+    """Off unless set; then every way of starting a reply, and new chats, answer 429."""
+    api = RecordingApi()
+    api.reply_limit = RateLimit(per_minute=6, burst=2)
+    api.chat_limit = RateLimit(per_minute=2, burst=1)
+    db = in_memory_db_client(api)
+    user = await db.create_user(username="hasty", password=PASSWORD)
+    chat, _created = await db.create_chat(user.id, title="New chat")
+    with pytest.raises(StartingChatsTooFast) as refused_chat:
+        await db.create_chat(user.id, title="Another")
+    assert 1 <= refused_chat.value.retry_after_seconds <= 30
+    turn, _created = await db.create_turn(user.id, chat.id, content="One")
+    failed = await db.update_message(user.id, chat.id, turn.reply.id, status="error")
+    retried = await db.update_message(user.id, chat.id, failed.id, status="generating")
+    await db.update_message(user.id, chat.id, retried.id, content="Done.", status="complete")
+    with pytest.raises(SendingTooFast) as refused_turn:
+        await db.create_turn(user.id, chat.id, content="Three")
+    assert 1 <= refused_turn.value.retry_after_seconds <= 10
+    with pytest.raises(SendingTooFast):
+        await db.add_message(user.id, chat.id, role="assistant", content="", status="generating")
+    with pytest.raises(SendingTooFast):
+        await db.update_message(user.id, chat.id, retried.id, status="generating")
+    # Nothing of the refused ones was stored; saving a reply is never refused.
+    assert [m.content for m in (await db.get_chat(user.id, chat.id)).messages] == ["One", "Done."]
+    assert [c.id for c in await db.list_chats(user.id)] == [chat.id]
+    statuses = _as_declared(api)
+    refused = {(method, template) for method, template, status in statuses if status == 429}
+    assert refused == {
+        ("POST", "/chats"),
+        ("POST", "/chats/{chat_id}/turns"),
+        ("POST", "/chats/{chat_id}/messages"),
+        ("PATCH", "/chats/{chat_id}/messages/{message_id}"),
+    }
 
 
 async def test_fake_model_is_read_by_the_real_client() -> None:

@@ -9,9 +9,11 @@ from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, func, sele
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db_api.config import RateLimit
 from db_api.database import DriverConnection, HotRead
 from db_api.errors import ChatNotFoundError, UserNotFoundError
 from db_api.models import Chat
+from db_api.queries.rate_limits import take_token
 from db_api.queries.users import get_user
 from db_api.schemas import ChatPublic
 
@@ -45,9 +47,17 @@ async def get_chat(
 
 
 async def create_chat(
-    db: AsyncSession, *, owner_id: uuid.UUID, title: str, request_id: uuid.UUID | None = None
+    db: AsyncSession,
+    *,
+    owner_id: uuid.UUID,
+    title: str,
+    chat_limit: RateLimit,
+    request_id: uuid.UUID | None = None,
 ) -> tuple[Chat, bool]:
-    """The new chat and True; or, when `request_id` made one already, that chat and False."""
+    """The new chat and True; or, when `request_id` made one already, that chat and False.
+
+    A new chat takes a token of `chat_limit`: RateLimitedError when it is used up.
+    """
     await get_user(db, user_id=owner_id)
     if request_id is not None:
         existing = await _chat_by_request_id(db, owner_id=owner_id, request_id=request_id)
@@ -56,7 +66,7 @@ async def create_chat(
     chat = Chat(owner_id=owner_id, title=title, request_id=request_id)
     db.add(chat)
     try:
-        await db.commit()
+        await db.flush()
     except IntegrityError as error:
         await db.rollback()
         if violated_constraint(error) == "uq_chats_owner_id_request_id" and request_id:
@@ -66,6 +76,9 @@ async def create_chat(
                 return existing, False
         # Otherwise the owner vanished between the check and the insert.
         raise UserNotFoundError() from None
+    # The bucket last, as in every writer (after the user's row, which the insert locks).
+    await take_token(db, action="chat", user_id=owner_id, limit=chat_limit)
+    await db.commit()
     return chat, True
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db_api.config import RateLimit
 from db_api.database import DriverConnection, HotRead
 from db_api.errors import (
     EmptyMessageContentError,
@@ -33,6 +34,7 @@ from db_api.queries.chats import (
     touch_owned_chat,
     violated_constraint,
 )
+from db_api.queries.rate_limits import take_token
 from db_api.schemas import MessagePublic, content_may_be_empty
 
 # A partial unique index: at most one message per chat may be "generating".
@@ -99,12 +101,17 @@ async def add_message(
     role: str,
     content: str,
     status: str,
+    reply_limit: RateLimit,
 ) -> Message:
-    """Append a message and mark the chat as just active."""
+    """Append a message and mark the chat as just active.
+
+    A reply started empty ("generating") takes a token of `reply_limit`.
+    """
     # Bumping first also locks the chat row, so a concurrent delete cannot orphan the insert.
     chat = await touch_owned_chat(db, owner_id=owner_id, chat_id=chat_id)
     if status == "generating":
         await _refuse_a_second_reply_of_the_user(db, owner_id=owner_id, chat_id=chat_id)
+        await take_token(db, action="reply", user_id=owner_id, limit=reply_limit)
     (message,) = await _insert_messages(
         db, [{"chat_id": chat.id, "role": role, "content": content, "status": status}]
     )
@@ -129,6 +136,7 @@ async def start_turn(
     chat_id: uuid.UUID,
     content: str,
     title: str | None,
+    reply_limit: RateLimit,
     request_id: uuid.UUID | None = None,
     replace_after_id: int | None = None,
 ) -> Turn:
@@ -140,7 +148,8 @@ async def start_turn(
     With `replace_after_id` (an edit of the last message) the chat's messages after that
     id are deleted first, in the same transaction. Raises ReplyInProgressError while
     another reply in the chat is being written, ReplyInOtherChatError while one in
-    another of the user's chats is.
+    another of the user's chats is, RateLimitedError when `reply_limit` is used up (a
+    replayed request id takes no token).
     """
     if request_id is not None:
         replayed = await _replayed_turn(
@@ -162,6 +171,7 @@ async def start_turn(
         if replayed is not None:
             return replayed
     await _refuse_a_second_reply_of_the_user(db, owner_id=owner_id, chat_id=chat_id)
+    await take_token(db, action="reply", user_id=owner_id, limit=reply_limit)
     if replace_after_id is not None:
         await db.execute(
             delete(Message).where(Message.chat_id == chat.id, Message.id > replace_after_id),
@@ -261,10 +271,12 @@ async def update_message(
     status: str | None = None,
     context_start_id: int | Keep | None = KEEP,
     if_status: str | None = None,
+    reply_limit: RateLimit,
 ) -> Message:
     """Change a message's text, status and/or context start; the chat counts as active.
 
     With `if_status`, nothing changes unless the message is currently in that status.
+    Setting "generating" again (a retry) takes a token of `reply_limit`.
     """
     await touch_owned_chat(db, owner_id=owner_id, chat_id=chat_id)
     message = (
@@ -280,6 +292,7 @@ async def update_message(
         await _refuse_a_second_reply_of_the_user(
             db, owner_id=owner_id, chat_id=chat_id, current=message.status
         )
+        await take_token(db, action="reply", user_id=owner_id, limit=reply_limit)
     # Read now: the UPDATE ... RETURNING below refreshes `message` itself.
     old_status = message.status
     new_content = message.content if content is None else content

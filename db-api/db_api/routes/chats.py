@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response, status
 
 from db_api.database import PageConnection, ReadSession, WriteSession
-from db_api.deps import CurrentUserId, ServiceAuth
+from db_api.deps import CurrentUserId, ServiceAuth, SettingsDep
 from db_api.errors import ChatNotFoundError
 from db_api.queries import chats, pages, search
+from db_api.routes import rate_limited
 from db_api.schemas import (
     DEFAULT_CHAT_TITLE,
     ChatCreate,
@@ -91,17 +92,27 @@ async def search_chats(
     description=f'Creates an empty chat; without a title it is called "{DEFAULT_CHAT_TITLE}". '
     "With a `request_id` the acting user already created a chat with, nothing is written and "
     "the answer is 200 with that chat (as it is now), so sending the same form twice makes "
-    "one chat.",
+    "one chat. A user may create `CHAT_BURST` chats at once, then `CHATS_PER_MINUTE`; "
+    "beyond, the answer is 429 with `Retry-After` and nothing is written.",
     responses={
         200: {"model": ChatPublic, "description": "Already created with this `request_id`"},
         404: {"model": ErrorDetail, "description": "Unknown user"},
+        429: rate_limited("The user created too many chats in a short time"),
     },
 )
 async def create_chat(
-    body: ChatCreate, user_id: CurrentUserId, db: WriteSession, response: Response
+    body: ChatCreate,
+    user_id: CurrentUserId,
+    db: WriteSession,
+    settings: SettingsDep,
+    response: Response,
 ) -> ChatPublic:
     chat, created = await chats.create_chat(
-        db, owner_id=user_id, title=body.title or DEFAULT_CHAT_TITLE, request_id=body.request_id
+        db,
+        owner_id=user_id,
+        title=body.title or DEFAULT_CHAT_TITLE,
+        chat_limit=settings.chat_limit,
+        request_id=body.request_id,
     )
     if not created:
         response.status_code = status.HTTP_200_OK

@@ -9,8 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from db_api.database import ReadSession, WriteSession
-from db_api.deps import CurrentUserId, ServiceAuth
+from db_api.deps import CurrentUserId, ServiceAuth, SettingsDep
 from db_api.queries import messages, reply_jobs
+from db_api.routes import rate_limited
 from db_api.schemas import (
     MAX_BIGINT,
     ErrorDetail,
@@ -37,6 +38,7 @@ ChatId = Annotated[uuid.UUID, Path(description="The chat's id.")]
 # Ids are PostgreSQL bigints; anything outside that range cannot exist and is a 422.
 MessageId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="The message's id.")]
 REPLY_IN_PROGRESS = "Another reply in this chat is still being written"
+TOO_MANY_REPLIES = rate_limited("The user started too many replies in a short time")
 
 
 @router.post(
@@ -46,17 +48,24 @@ REPLY_IN_PROGRESS = "Another reply in this chat is still being written"
     description="Adds a message after the chat's last one and moves the chat to the top of "
     "the list. An assistant reply can start empty with `status: generating`; a chat has at "
     "most one such reply at a time (409 while another one is being written), and a user "
-    "too (409 with `busy_chat_id` while another of their chats has one). To send the "
-    "user's next message and start its reply together, use `POST /chats/{chat_id}/turns`.",
+    "too (409 with `busy_chat_id` while another of their chats has one). Starting a reply "
+    "takes one of the user's replies, as a turn does (429 with `Retry-After` beyond "
+    "`REPLY_BURST` and `REPLIES_PER_MINUTE`). To send the user's next message and start "
+    "its reply together, use `POST /chats/{chat_id}/turns`.",
     responses={
         409: {
             "model": ErrorDetail | ReplyInOtherChat,
             "description": f"{REPLY_IN_PROGRESS}; or one in another of the user's chats",
-        }
+        },
+        429: TOO_MANY_REPLIES,
     },
 )
 async def add_message(
-    chat_id: ChatId, body: MessageCreate, user_id: CurrentUserId, db: WriteSession
+    chat_id: ChatId,
+    body: MessageCreate,
+    user_id: CurrentUserId,
+    db: WriteSession,
+    settings: SettingsDep,
 ) -> MessagePublic:
     message = await messages.add_message(
         db,
@@ -65,6 +74,7 @@ async def add_message(
         role=body.role,
         content=body.content,
         status=body.status,
+        reply_limit=settings.reply_limit,
     )
     return MessagePublic.model_validate(message)
 
@@ -124,13 +134,17 @@ async def get_message(
     "finishing reply cannot overwrite a stop and a late stop cannot overwrite a finished reply. "
     "Setting `status: generating` while another reply of the chat is being written is also a "
     "409 (one reply at a time per chat; `status` is then this message's unchanged status), "
-    "and so is setting it while another of the user's chats has one (with `busy_chat_id`).",
+    "and so is setting it while another of the user's chats has one (with `busy_chat_id`). "
+    "Setting `status: generating` on a message that is not (a retry) takes one of the "
+    "user's replies, as a turn does (429 with `Retry-After` beyond `REPLY_BURST` and "
+    "`REPLIES_PER_MINUTE`).",
     responses={
         409: {
             "model": StatusConflict | ReplyInOtherChat,
             "description": f"The status is no longer `if_status`; or {REPLY_IN_PROGRESS.lower()}"
             "; or one in another of the user's chats",
-        }
+        },
+        429: TOO_MANY_REPLIES,
     },
 )
 async def update_message(
@@ -139,6 +153,7 @@ async def update_message(
     body: MessageUpdate,
     user_id: CurrentUserId,
     db: WriteSession,
+    settings: SettingsDep,
 ) -> MessagePublic:
     message = await messages.update_message(
         db,
@@ -149,6 +164,7 @@ async def update_message(
         status=body.status,
         context_start_id=body.context_start_id if body.sets_context_start else messages.KEEP,
         if_status=body.if_status,
+        reply_limit=settings.reply_limit,
     )
     return MessagePublic.model_validate(message)
 

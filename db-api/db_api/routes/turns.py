@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from db_api.database import WriteSession
-from db_api.deps import CurrentUserId, ServiceAuth
+from db_api.deps import CurrentUserId, ServiceAuth, SettingsDep
 from db_api.queries import messages
+from db_api.routes import rate_limited
 from db_api.schemas import (
     ChatPublic,
     ErrorDetail,
@@ -43,9 +44,12 @@ ChatId = Annotated[uuid.UUID, Path(description="The chat's id.")]
     "Fill the reply in with `PATCH /chats/{chat_id}/messages/{reply.id}`. "
     "A chat has at most one reply being written: while one is `generating`, the answer is "
     "409; so does a user: while one of their other chats has a reply being written (saved "
-    "within the last 60 s), the answer is 409 with that chat's id. With a `request_id` "
+    "within the last 60 s), the answer is 409 with that chat's id. Each turn takes one of "
+    "the user's replies (`REPLY_BURST` at once, then `REPLIES_PER_MINUTE`); beyond, the "
+    "answer is 429 with `Retry-After` and nothing is written. With a `request_id` "
     "already sent in this chat, nothing is written and the answer is 200 with that turn "
-    "(the user's message and the reply after it, as they are now).",
+    "(the user's message and the reply after it, as they are now), and no reply is "
+    "counted.",
     responses={
         200: {"model": TurnPublic, "description": "Already sent with this `request_id`"},
         409: {
@@ -54,6 +58,7 @@ ChatId = Annotated[uuid.UUID, Path(description="The chat's id.")]
             "`request_id` was sent before and that turn's reply has since been deleted); "
             "or one in another of the user's chats (`busy_chat_id`)",
         },
+        429: rate_limited("The user started too many replies in a short time"),
     },
 )
 async def start_turn(
@@ -61,6 +66,7 @@ async def start_turn(
     body: TurnCreate,
     user_id: CurrentUserId,
     db: WriteSession,
+    settings: SettingsDep,
     response: Response,
 ) -> TurnPublic:
     turn = await messages.start_turn(
@@ -69,6 +75,7 @@ async def start_turn(
         chat_id=chat_id,
         content=body.content,
         title=body.title,
+        reply_limit=settings.reply_limit,
         request_id=body.request_id,
         replace_after_id=body.replace_after_id,
     )

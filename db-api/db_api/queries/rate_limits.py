@@ -1,0 +1,62 @@
+"""Per-user rate limits: token buckets in PostgreSQL, so that every replica counts alike.
+
+A bucket holds up to `burst` tokens and gets `per_minute` back every minute; an action
+takes one. The token is taken in the caller's transaction: it is spent only if what
+the action writes commits, so a refused or failed write (a rollback) costs nothing.
+The bucket's row stays locked until then, so concurrent actions of one user, on any
+replica, take their tokens one after the other and never more than the bucket holds.
+Writers take it last, after the chat's and the user's rows: one lock order everywhere.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db_api.config import RateLimit
+from db_api.errors import RateLimitedError
+from db_api.models import RateLimitBucket
+
+Action = Literal["reply", "chat"]
+REFUSALS: dict[Action, str] = {
+    "reply": "Too many replies started in a short time",
+    "chat": "Too many chats created in a short time",
+}
+
+
+async def take_token(
+    db: AsyncSession, *, action: Action, user_id: uuid.UUID, limit: RateLimit
+) -> None:
+    """Take one token from the user's bucket for `action`, or roll back and refuse.
+
+    Raises RateLimitedError (429) saying when the next token arrives. Call it after the
+    action's own checks, so a request refused for another reason takes no token.
+    """
+    per_second = limit.per_minute / 60
+    # The clock when the row is ours, not the transaction's start (`now()`): a take that
+    # waited for another's lock would set `refilled_at` back and count that time twice.
+    # GREATEST: a clock stepped back drains nothing.
+    now = func.clock_timestamp()
+    elapsed = func.greatest(0, func.extract("epoch", now - RateLimitBucket.refilled_at))
+    refilled = func.least(limit.burst, RateLimitBucket.tokens + elapsed * per_second)
+    # One statement: a new bucket starts full; an existing one is refilled for the time
+    # since, capped at the burst, and one token taken. Below zero means it was empty;
+    # the rollback then undoes the take.
+    take = (
+        insert(RateLimitBucket)
+        .values(key=f"{action}:{user_id}", tokens=limit.burst - 1, refilled_at=now)
+        .on_conflict_do_update(
+            index_elements=[RateLimitBucket.key],
+            set_={"tokens": refilled - 1, "refilled_at": now},
+        )
+        .returning(RateLimitBucket.tokens)
+    )
+    tokens = (await db.execute(take)).scalar_one()
+    if tokens < 0:
+        await db.rollback()
+        # The next whole token is -tokens away, at `per_second`.
+        raise RateLimitedError(REFUSALS[action], retry_after_seconds=-tokens / per_second)
