@@ -457,6 +457,7 @@ class Conversation:
             fitted = await self._fit(
                 [*history_for_model(earlier), _user(content)], start=previous_start(earlier)
             )
+        fitted, slots = await self._slots_for(fitted)
         turn, created = await self.db.create_turn(
             self.user_id,
             chat.id,
@@ -464,6 +465,7 @@ class Conversation:
             title=_new_title(chat, earlier, content),
             request_id=request_id,
             replace_after_id=replace_after_id,
+            slots=slots,
         )
         if not created:
             # The same form reached another replica first: its reply is the answer.
@@ -472,7 +474,9 @@ class Conversation:
         context_start_id = _context_start(
             seen_by_model(earlier), fitted, newest_id=turn.user_message.id
         )
-        generation = await self._start(chat.id, turn.reply.id, fitted, context_start_id)
+        generation = await self._start(
+            chat.id, turn.reply.id, fitted, context_start_id, granted_slot=turn.slot
+        )
         return StartedReply(chat.id, turn.reply.id, turn.user_message.id, generation)
 
     async def _reply_again(self, chat: ChatDetail, messages: list[MessagePublic]) -> StartedReply:
@@ -531,20 +535,28 @@ class Conversation:
             fitted.messages, max_tokens=self.settings.max_reply_tokens, slot=slot
         )
 
+    async def _slots_for(
+        self, fitted: FittedHistory | ModelError
+    ) -> tuple[FittedHistory | ModelError, int | None]:
+        """The model server's slot count, for a reply that will ask the model (else None)."""
+        if isinstance(fitted, ModelError):
+            return fitted, None
+        try:
+            return fitted, await self.lm.total_slots()  # read with the context size: cached
+        except ModelError as error:
+            return error, None
+
     async def _start(
         self,
         chat_id: uuid.UUID,
         reply_id: int,
         fitted: FittedHistory | ModelError,
         context_start_id: int | None,
+        *,
+        granted_slot: int | None = None,
     ) -> Generation:
-        slots = 1
-        if not isinstance(fitted, ModelError):
-            try:
-                slots = await self.lm.total_slots()  # read with the context size: no request
-            except ModelError as error:
-                fitted = error
-        store = DbReplyStore(self.db, self.user_id, chat_id, reply_id, context_start_id, slots)
+        fitted, slots = await self._slots_for(fitted)
+        store = DbReplyStore(self.db, self.user_id, chat_id, reply_id, context_start_id, slots or 1)
         generation = Generation(
             message_id=reply_id,
             chat_id=chat_id,
@@ -553,6 +565,7 @@ class Conversation:
             store=store,
             # A reply known to fail (the model away) fails at once; it needs no slot.
             needs_slot=not isinstance(fitted, ModelError),
+            granted_slot=granted_slot,
             waiters=self.registry.slot_waiters,
         )
         self.registry.start(generation)

@@ -348,6 +348,7 @@ class DbClient:
         title: str | None = None,
         request_id: uuid.UUID | None = None,
         replace_after_id: int | None = None,
+        slots: int | None = None,
     ) -> tuple[TurnPublic, bool]:
         """Store the user's message and an empty reply being generated, in one transaction.
 
@@ -356,9 +357,12 @@ class DbClient:
         transaction (an edit). Answers False with the turn when `request_id` had stored
         it before (nothing written now). Raises GenerationInProgress while another reply
         is being written (ReplyInOtherChat when it is in another chat), SendingTooFast
-        beyond the user's limit on starting replies.
+        beyond the user's limit on starting replies. With `slots` (the model server's),
+        the answer's `slot` is the model slot granted to the reply, if one was free.
         """
         body: dict[str, str | int] = {"content": content}
+        if slots is not None:
+            body["slots"] = slots
         if replace_after_id is not None:
             body["replace_after_id"] = replace_after_id
         if title is not None:

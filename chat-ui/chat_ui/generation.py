@@ -162,6 +162,7 @@ class Generation:
         open_deltas: OpenDeltas,
         store: ReplyStore,
         needs_slot: bool = True,
+        granted_slot: int | None = None,
         waiters: SlotWaiters | None = None,
         save_interval: float = PROGRESS_SAVE_INTERVAL,
         renew_interval: float = LEASE_RENEW_SECONDS,
@@ -173,6 +174,8 @@ class Generation:
         self.user_id = user_id
         self._open_deltas = open_deltas
         self._needs_slot = needs_slot
+        # Granted with the turn that stored the reply: no need to ask for one first.
+        self._granted_slot = granted_slot
         self._waiters = waiters or SlotWaiters()
         self._held_slot = False
         self._store = store
@@ -283,6 +286,9 @@ class Generation:
 
     async def _wait_for_slot(self) -> int | None:
         """The model slot db-api's queue grants this reply; its place in line meanwhile."""
+        if self._granted_slot is not None:
+            self._held_slot = True
+            return self._granted_slot
         while True:
             lease = await self._renew()
             if lease is not None and lease.slot is not None:

@@ -54,6 +54,7 @@ class TurnPublic(_Upstream):
     chat: ChatPublic
     user_message: MessagePublic
     reply: MessagePublic
+    slot: int | None = None
 
 
 class ReplyLease(_Upstream):

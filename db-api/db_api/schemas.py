@@ -390,6 +390,15 @@ class TurnCreate(_Strict):
             "deleted first, in the same transaction, so a refused turn deletes nothing.",
         ),
     ] = None
+    slots: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=1024,
+            description="How many slots the model server has: the reply is granted one at "
+            "once when it may have it (`slot` in the answer), saving a `PUT .../lease`.",
+        ),
+    ] = None
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -411,6 +420,11 @@ class TurnPublic(BaseModel):
     user_message: MessagePublic
     reply: MessagePublic = Field(
         description="The assistant's reply, empty and `generating`; fill it in with PATCH."
+    )
+    slot: int | None = Field(
+        default=None,
+        description="The model slot granted to the reply (with `slots`), or `null`: ask "
+        "with `PUT /chats/{chat_id}/messages/{reply.id}/lease`.",
     )
 
 

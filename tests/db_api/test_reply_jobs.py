@@ -268,3 +268,27 @@ def test_a_smaller_model_server_puts_a_reply_on_a_slot_it_has(client: httpx.Clie
     answers = [_lease(client, user, turn, slots=2).json() for user, turn in writers]
     assert sorted(a["slot"] for a in answers if a["slot"] is not None) == [0, 1]
     assert all(a["slot"] is None or a["slot"] < 2 for a in answers)
+
+
+def test_a_turn_that_names_the_slot_count_gets_a_free_slot_at_once(client: httpx.Client) -> None:
+    def turn_with_slots() -> tuple[dict[str, Any], dict[str, Any]]:
+        user = create_user(client)
+        chat = create_chat(client, user_id=user["id"])
+        response = client.post(
+            f"/chats/{chat['id']}/turns",
+            json={"content": "Hello?", "slots": SLOTS},
+            headers=user_headers(user["id"]),
+        )
+        assert response.status_code == 201, response.text
+        turn: dict[str, Any] = response.json()
+        return user, turn
+
+    granted = [turn_with_slots() for _ in range(SLOTS)]
+    assert sorted(turn["slot"] for _user, turn in granted) == list(range(SLOTS))
+    # The renewal keeps the slot the turn was given.
+    user, turn = granted[0]
+    assert _granted(client, user, turn) == turn["slot"]
+    # Every slot busy: no slot with the turn, a place in the queue when asked.
+    waiting_user, waiting = turn_with_slots()
+    assert waiting["slot"] is None
+    assert _position(client, waiting_user, waiting) == 1

@@ -35,7 +35,8 @@ def test_turn_adds_the_message_and_an_empty_reply(db_api_client: httpx.Client) -
     turn = create_turn(
         db_api_client, user_id=user["id"], chat_id=chat["id"], content="What is 2 + 2?"
     )
-    assert set(turn) == {"chat", "user_message", "reply"}
+    assert set(turn) == {"chat", "user_message", "reply", "slot"}
+    assert turn["slot"] is None  # no slot count sent: the writer asks for one
     question, reply = turn["user_message"], turn["reply"]
     assert (question["role"], question["content"], question["status"]) == (
         "user",

@@ -568,25 +568,30 @@ class FakeDbApi:
         job = self.jobs.get(message.id)
         if job is None:
             raise DbApiError(409, "The message is no longer being written", current=message.status)
-        now = _now()
-        job.lease_until = now + LEASE
+        job.lease_until = _now() + LEASE
         if job.slot is None or job.slot >= request.slots:
             job.slot = None
-            running = {
-                j.slot for j in self.jobs.values() if j.slot is not None and j.lease_until > now
-            }
-            free = sorted(set(range(request.slots)) - running)
-            ahead = sum(1 for j in self.jobs.values() if j.slot is None and j.queued < job.queued)
-            if ahead >= len(free):
+            position = self._grant(job, request.slots)
+            if position is not None:
                 return _shape(
                     db.ReplyLease,
-                    {"slot": None, "position": ahead + 1, "lease_seconds": LEASE.total_seconds()},
+                    {"slot": None, "position": position, "lease_seconds": LEASE.total_seconds()},
                 )
-            job.slot = free[0]
         return _shape(
             db.ReplyLease,
             {"slot": job.slot, "position": None, "lease_seconds": LEASE.total_seconds()},
         )
+
+    def _grant(self, job: _Job, slots: int) -> int | None:
+        """Give a waiting job a free slot if none queued before it waits; else its place."""
+        now = _now()
+        running = {j.slot for j in self.jobs.values() if j.slot is not None and j.lease_until > now}
+        free = sorted(set(range(slots)) - running)
+        ahead = sum(1 for j in self.jobs.values() if j.slot is None and j.queued < job.queued)
+        if ahead >= len(free):
+            return ahead + 1
+        job.slot = free[0]
+        return None
 
     def _adopt(self) -> tuple[int, Any, dict[str, str]]:
         now = _now()
@@ -655,14 +660,18 @@ class FakeDbApi:
         )
         reply = self._insert(chat, role="assistant", content="", status="generating")
         self._add_job(owner, reply)
+        if new.slots is not None:
+            self._grant(self.jobs[reply.id], new.slots)
         self._touch(chat)
         return self._turn(chat, user_message, reply), True
 
     def _turn(self, chat: _Chat, user_message: _Message, reply: _Message) -> dict[str, Any]:
+        job = self.jobs.get(reply.id)
         turn = {
             "chat": self._public_chat(chat),
             "user_message": self._public_message(user_message),
             "reply": self._public_message(reply),
+            "slot": job.slot if job is not None else None,
         }
         return _shape(db.TurnPublic, turn)
 

@@ -127,6 +127,7 @@ CONTRACTS: dict[str, Contract] = {
         {**_CHAT, "content": "What should I see?"},
         {**_CHAT, "content": "What should I see?", "title": "Lisbon", "request_id": REQUEST_ID},
         {**_CHAT, "content": "What should I see first?", "replace_after_id": 6},
+        {**_CHAT, "content": "And then?", "slots": 4},
     ),
     "delete_messages_after": _contract("delete_messages_after", {**_CHAT, "after_id": 7}),
 }

@@ -127,6 +127,8 @@ class Turn(NamedTuple):
     reply: Message
     # False: the same request id had stored this turn before, and nothing was written now.
     created: bool
+    # The model slot granted with the turn (see reply_jobs.grant_if_free), if any.
+    slot: int | None = None
 
 
 async def start_turn(
@@ -139,6 +141,7 @@ async def start_turn(
     reply_limit: RateLimit,
     request_id: uuid.UUID | None = None,
     replace_after_id: int | None = None,
+    slots: int | None = None,
 ) -> Turn:
     """Add the user's message and an empty assistant reply in one transaction.
 
@@ -149,7 +152,8 @@ async def start_turn(
     id are deleted first, in the same transaction. Raises ReplyInProgressError while
     another reply in the chat is being written, ReplyInOtherChatError while one in
     another of the user's chats is, RateLimitedError when `reply_limit` is used up (a
-    replayed request id takes no token).
+    replayed request id takes no token). With `slots` (the model server's), the reply
+    gets a slot at once when one is free for it.
     """
     if request_id is not None:
         replayed = await _replayed_turn(
@@ -196,8 +200,9 @@ async def start_turn(
         ],
     )
     await reply_jobs.add_job(db, reply=reply, owner_id=owner_id)
+    slot = await reply_jobs.grant_if_free(db, reply=reply, slots=slots) if slots else None
     await db.commit()
-    return Turn(chat, user_message, reply, created=True)
+    return Turn(chat, user_message, reply, created=True, slot=slot)
 
 
 async def _user_message_by_request_id(

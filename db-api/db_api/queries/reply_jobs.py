@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import NoReturn
 
 from sqlalchemy import (
@@ -189,6 +189,35 @@ async def hold(
             db, owner_id=owner_id, chat_id=chat_id, message_id=message_id
         )
     (queued_at,) = job
+    hold = await _grant_next(
+        db, message_id=message_id, chat_id=chat_id, queued_at=queued_at, slots=slots
+    )
+    await db.commit()
+    return hold
+
+
+async def grant_if_free(db: AsyncSession, *, reply: Message, slots: int) -> int | None:
+    """A slot for a reply just queued, in the caller's transaction, if it may have one now.
+
+    Saves the writer a round trip before the model is asked. Only tried: while another
+    grant is being made the caller holds the chat's and the user's rows, which that
+    grant must never wait for, so the writer asks with `hold` instead.
+    """
+    if not await db.scalar(select(func.pg_try_advisory_xact_lock(SCHEDULER_LOCK))):
+        return None
+    queued_at = await db.scalar(select(ReplyJob.queued_at).where(ReplyJob.message_id == reply.id))
+    if queued_at is None:
+        return None
+    granted = await _grant_next(
+        db, message_id=reply.id, chat_id=reply.chat_id, queued_at=queued_at, slots=slots
+    )
+    return granted.slot
+
+
+async def _grant_next(
+    db: AsyncSession, *, message_id: int, chat_id: uuid.UUID, queued_at: datetime, slots: int
+) -> Hold:
+    """Under the scheduler's lock: a free slot if no reply queued earlier still waits."""
     running = await db.scalars(
         select(ReplyJob.slot).where(ReplyJob.slot.is_not(None), _lease_is_current())
     )
@@ -207,7 +236,6 @@ async def hold(
     )
     waiting_ahead = ahead or 0
     if waiting_ahead >= len(free):
-        await db.commit()
         return Hold(slot=None, position=waiting_ahead + 1)
     granted = await _choose_slot(db, chat_id=chat_id, free=free)
     # A job cut off mid-reply may still carry the slot's number: it has lost it.
@@ -220,7 +248,6 @@ async def hold(
             set_={"chat_id": record.excluded.chat_id, "used_at": record.excluded.used_at},
         )
     )
-    await db.commit()
     return Hold(slot=granted, position=None)
 
 

@@ -78,6 +78,7 @@ async def start_turn(
         reply_limit=settings.reply_limit,
         request_id=body.request_id,
         replace_after_id=body.replace_after_id,
+        slots=body.slots,
     )
     if not turn.created:
         response.status_code = status.HTTP_200_OK
@@ -85,4 +86,5 @@ async def start_turn(
         chat=ChatPublic.model_validate(turn.chat),
         user_message=MessagePublic.model_validate(turn.user_message),
         reply=MessagePublic.model_validate(turn.reply),
+        slot=turn.slot,
     )
