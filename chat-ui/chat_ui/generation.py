@@ -53,9 +53,12 @@ SHUTDOWN_SAVE_SECONDS = 5.0
 # db-api's lease lasts 10 s (reply_jobs.LEASE): renewed this often, two renewals can
 # fail (a busy database) before it lapses.
 LEASE_RENEW_SECONDS = 3.0
-# How often the next reply in the queue asks again (the one in place N, N times less
-# often): a slot freed stays idle at most this long, a small fraction of a reply's time.
+# How often the next reply in the queue asks again (the one in place N, N² times less
+# often): a slot freed elsewhere stays idle at most this long, a small fraction of a
+# reply's time. One freed by this process wakes its next waiting reply at once.
 QUEUE_POLL_SECONDS = 0.25
+# A waiting reply's lease lasts 30 s (reply_jobs.WAITING_LEASE); renewed this often.
+WAITING_RENEW_SECONDS = 8.0
 EMPTY_ANSWER = "The model gave an empty answer. Try again."
 # A database restart takes seconds; the final save waits that long before giving up.
 FINAL_SAVE_RETRY_SECONDS = 30.0
@@ -302,7 +305,7 @@ class Generation:
             # slots, and fifty waiting replies must not keep db-api busy (the CPU the
             # model needs). Never so rarely that the lease lapses.
             position = self._state.position or 1
-            pause = min(self._queue_poll_interval * position, self._renew_interval)
+            pause = min(self._queue_poll_interval * position**2, WAITING_RENEW_SECONDS)
             await self._waiters.wait(position=position, at_most=pause)
 
     async def _renew_lease_regularly(self) -> None:

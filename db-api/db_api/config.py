@@ -100,6 +100,20 @@ class Settings(BaseSettings):
     login_ip_window_seconds: int = Field(
         default=300, ge=1, description="The window in which a client address's failures count."
     )
+    login_account_max_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Failed logins to one account, from any addresses, within "
+        "`LOGIN_ACCOUNT_WINDOW_SECONDS` before every further one waits, twice as long each time.",
+    )
+    login_account_window_seconds: int = Field(
+        default=900, ge=1, description="The window in which an account's failures count."
+    )
+    login_max_delay_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="The longest wait between attempts on an account under attack.",
+    )
 
     # Per user, in PostgreSQL, so they hold across replicas. A household never meets
     # them: typing and reading a reply take longer than the refill. A script that

@@ -76,11 +76,14 @@ def client_key(client_ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None) 
     return str(client_ip)
 
 
-def login_throttle_keys(*, username: str, client: str) -> tuple[str, str]:
-    """(the client's key, the account-from-this-client key).
+def login_throttle_keys(*, username: str, client: str) -> tuple[str, str, str]:
+    """(the client's key, the account-from-this-client key, the account's key).
 
-    The account key includes the client, so failures from one address never lock the
-    account for its owner signing in from elsewhere. Unknown usernames are counted the
-    same way as real ones, so the answers reveal nothing about which accounts exist.
+    The account-from-client key locks only that pair, so failures from one address never
+    lock the account for its owner signing in from elsewhere; the account's own key
+    counts failures from every address, for guessing spread over many. Unknown usernames
+    are counted the same way as real ones, so the answers reveal nothing about which
+    accounts exist.
     """
-    return f"ip:{client}", f"account:{username.lower()}@{client}"
+    name = username.lower()
+    return f"ip:{client}", f"account:{name}@{client}", f"account:{name}"

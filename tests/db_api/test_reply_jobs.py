@@ -114,7 +114,7 @@ def test_slots_go_to_waiting_replies_in_the_order_they_were_started(
     assert _position(client, d, d_turn) == 2
     assert _position(client, c, c_turn) == 1
     body = _lease(client, c, c_turn).json()
-    assert body == {"slot": None, "position": 1, "lease_seconds": 10.0}
+    assert body == {"slot": None, "position": 1, "lease_seconds": 30.0}
 
     finish_reply(client, user_id=a["id"], turn=a_turn)
     # D asks first, but C waited longer: D's place is still second.

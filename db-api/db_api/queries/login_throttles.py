@@ -23,19 +23,49 @@ async def locked_seconds(db: AsyncSession, *, keys: Sequence[str], now: datetime
     return None if until is None else (until - now).total_seconds()
 
 
+async def recent_failures(
+    db: AsyncSession, *, key: str, now: datetime, window_seconds: int
+) -> tuple[int, float]:
+    """Failures counted for `key` in its current window, and seconds until it ends."""
+    row = (
+        await db.execute(
+            select(LoginThrottle.failures, LoginThrottle.window_started_at).where(
+                LoginThrottle.key == key
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return 0, 0.0
+    failures, started = row
+    left = (started + timedelta(seconds=window_seconds) - now).total_seconds()
+    return (failures, left) if left > 0 else (0, 0.0)
+
+
+async def failed_since(db: AsyncSession, *, key: str, since: datetime) -> bool:
+    """Whether `key` failed (or was locked) after `since` and no success cleared it."""
+    started = await db.scalar(
+        select(LoginThrottle.window_started_at).where(LoginThrottle.key == key)
+    )
+    return started is not None and started > since
+
+
 async def record_failure(
     db: AsyncSession,
     *,
     key: str,
     now: datetime,
     max_failures: int,
-    lock_seconds: int,
+    lock_seconds: int | None,
     window_seconds: int | None = None,
+    progressive_up_to: int | None = None,
 ) -> None:
     """Count a failure for `key`; the last allowed one locks it and starts the count over.
 
-    With `window_seconds`, failures older than the window no longer count. The upsert
-    is atomic, so concurrent failures from several replicas are all counted.
+    With `window_seconds`, failures older than the window no longer count. Without
+    `lock_seconds` nothing locks (the caller reads the count). With `progressive_up_to`,
+    reaching `max_failures` does not start over: each failure from then on locks for
+    twice as long as the one before, from 1 s up to that many seconds. The upsert is
+    atomic, so concurrent failures from several replicas are all counted.
     """
     insert_row = insert(LoginThrottle).values(key=key, failures=1, window_started_at=now)
     changes: dict[str, ColumnElement[Any]] = {"failures": LoginThrottle.failures + 1}
@@ -52,7 +82,14 @@ async def record_failure(
             ).returning(LoginThrottle.failures)
         )
     ).scalar_one()
-    if failures >= max_failures:
+    if progressive_up_to is not None and failures >= max_failures:
+        delay = min(2.0 ** (failures - max_failures), progressive_up_to)
+        await db.execute(
+            update(LoginThrottle)
+            .where(LoginThrottle.key == key)
+            .values(locked_until=now + timedelta(seconds=delay))
+        )
+    elif lock_seconds is not None and failures >= max_failures:
         await db.execute(
             update(LoginThrottle)
             .where(LoginThrottle.key == key)

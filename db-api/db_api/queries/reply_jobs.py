@@ -47,6 +47,10 @@ from db_api.queries.chats import get_chat, owned_by
 # A writer renews its lease every few seconds (chat-ui's LEASE_RENEW_SECONDS), so a
 # lease lapses only when its writer is gone or cut off from the database this long.
 LEASE = timedelta(seconds=10)
+# A reply still waiting holds no slot, so its lease may be longer: fifty waiting replies
+# then cost db-api a few requests a second, and one whose writer died is taken over
+# this long after (chat-ui's WAITING_RENEW_SECONDS is well within it).
+WAITING_LEASE = timedelta(seconds=30)
 # A waiting reply whose writer is gone is taken over within seconds while any chat-ui
 # runs; one nobody took over for this long (the whole app was down) is failed instead.
 ADOPT_WITHIN = timedelta(seconds=60)
@@ -192,6 +196,12 @@ async def hold(
     hold = await _grant_next(
         db, message_id=message_id, chat_id=chat_id, queued_at=queued_at, slots=slots
     )
+    if hold.slot is None:
+        await db.execute(
+            update(ReplyJob)
+            .where(ReplyJob.message_id == message_id)
+            .values(lease_expires_at=func.now() + WAITING_LEASE)
+        )
     await db.commit()
     return hold
 

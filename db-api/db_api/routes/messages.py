@@ -173,8 +173,9 @@ async def update_message(
     "/{message_id}/lease",
     summary="Renew a reply's lease; get its model slot or its place in the queue",
     description="The process writing a `generating` reply calls this every few seconds "
-    "while it writes (the lease lapses after `lease_seconds`), and every fraction of a "
-    "second while it waits for a slot. The answer is the model server's slot to send the "
+    "while it writes (the lease lapses after `lease_seconds`: 10 s on a slot, 30 s while "
+    "waiting), and, while it waits for a slot, the sooner the nearer it is to the front. "
+    "The answer is the model server's slot to send the "
     "reply's request to (`id_slot`), or, while every slot is busy or other replies waited "
     "longer, the reply's place in the queue. Slots go to waiting replies in the order they "
     "were started, and a user has at most one reply being written or waiting, so users "
@@ -200,5 +201,7 @@ async def renew_lease(
     return ReplyLease(
         slot=held.slot,
         position=held.position,
-        lease_seconds=reply_jobs.LEASE.total_seconds(),
+        lease_seconds=(
+            reply_jobs.LEASE if held.slot is not None else reply_jobs.WAITING_LEASE
+        ).total_seconds(),
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
 from db_api import security
+from db_api.config import Settings
 from db_api.database import ReadSession, WriteSession
 from db_api.deps import CurrentUserId, ServiceAuth, SettingsDep
 from db_api.errors import InvalidCredentialsError, TooManyLoginFailuresError
@@ -55,12 +57,17 @@ async def create_user(
     "/verify",
     summary="Check a username and password",
     description="Answers the account when the password matches. A wrong username and a wrong "
-    "password get the same 401. Failures are counted per account from one client address "
-    "(`client_ip`, as the web tier saw it): after `LOGIN_MAX_FAILURES` in a row that account "
-    "answers 429 to that address for `LOGIN_LOCK_SECONDS`, so nobody can lock the owner out "
-    "from elsewhere. And per client address: after `LOGIN_IP_MAX_FAILURES` failures within "
-    "`LOGIN_IP_WINDOW_SECONDS` on any accounts, the address answers 429 for "
-    "`LOGIN_LOCK_SECONDS`. A 429 carries `Retry-After` (seconds), even for the right password.",
+    "password get the same 401. Failures are counted three ways, in PostgreSQL. Per account "
+    "from one client address (`client_ip`, as the web tier saw it): after "
+    "`LOGIN_MAX_FAILURES` in a row that account answers 429 to that address for "
+    "`LOGIN_LOCK_SECONDS`, so nobody can lock the owner out from elsewhere. Per account "
+    "from every address: after `LOGIN_ACCOUNT_MAX_FAILURES` within "
+    "`LOGIN_ACCOUNT_WINDOW_SECONDS`, each further failure makes the next attempt wait twice "
+    "as long (1 s, 2 s, 4 s, ... up to `LOGIN_MAX_DELAY_SECONDS`). Per client address: after "
+    "`LOGIN_IP_MAX_FAILURES` failures within `LOGIN_IP_WINDOW_SECONDS` on any accounts, the "
+    "address answers 429 for the accounts it failed on, while a right password for any "
+    "other account still signs in, so one guesser cannot lock out everyone behind the same "
+    "address. A 429 carries `Retry-After` (seconds), whatever the password.",
     responses={
         401: {"model": ErrorDetail, "description": "Wrong username or password"},
         429: {
@@ -71,44 +78,77 @@ async def create_user(
     },
 )
 async def verify_user(body: LoginAttempt, db: WriteSession, settings: SettingsDep) -> UserPublic:
-    client_key, account_key = security.login_throttle_keys(
+    client_key, pair_key, account_key = security.login_throttle_keys(
         username=body.username, client=security.client_key(body.client_ip)
     )
     # The row lock serialises concurrent attempts on one account, so none goes uncounted.
     user = await users.find_user_by_username(db, username=body.username, for_update=True)
     now = datetime.now(UTC)
-    locked_seconds = await login_throttles.locked_seconds(
-        db, keys=(client_key, account_key), now=now
-    )
-    if locked_seconds is not None:
-        raise TooManyLoginFailuresError(locked_seconds)
+    await _refuse_while_throttled(db, settings, now, client_key, pair_key, account_key)
     if user is None:
         await run_in_threadpool(security.spend_verification_time, body.password)
     if user is None or not await run_in_threadpool(
         security.verify_password, user.password_hash, body.password
     ):
+        # Waits count from the answer, not from the start of the (slow) password check.
+        now = datetime.now(UTC)
         await login_throttles.record_failure(
             db,
-            key=account_key,
+            key=pair_key,
             now=now,
             max_failures=settings.login_max_failures,
             lock_seconds=settings.login_lock_seconds,
         )
         await login_throttles.record_failure(
             db,
+            key=account_key,
+            now=now,
+            max_failures=settings.login_account_max_failures,
+            lock_seconds=None,
+            window_seconds=settings.login_account_window_seconds,
+            progressive_up_to=settings.login_max_delay_seconds,
+        )
+        await login_throttles.record_failure(
+            db,
             key=client_key,
             now=now,
             max_failures=settings.login_ip_max_failures,
-            lock_seconds=settings.login_lock_seconds,
+            lock_seconds=None,
             window_seconds=settings.login_ip_window_seconds,
         )
         raise InvalidCredentialsError()
-    # Only the account's count starts over: a success must not buy an address more guesses
-    # at other accounts.
-    await login_throttles.clear_failures(db, key=account_key)
+    # Only this address's count on the account starts over: a success must not buy an
+    # address more guesses at other accounts, nor end the wait of an account under attack.
+    await login_throttles.clear_failures(db, key=pair_key)
     new_hash = await run_in_threadpool(_rehashed, user, body.password)
     await users.record_login_success(db, user=user, new_password_hash=new_hash)
     return UserPublic.model_validate(user)
+
+
+async def _refuse_while_throttled(
+    db: AsyncSession,
+    settings: Settings,
+    now: datetime,
+    client_key: str,
+    pair_key: str,
+    account_key: str,
+) -> None:
+    """429 before the password is checked, when this attempt must wait.
+
+    An address with many failures is refused only for the accounts it failed on: the
+    others' owners behind the same address (a household's NAT) still sign in.
+    """
+    locked_seconds = await login_throttles.locked_seconds(db, keys=(pair_key, account_key), now=now)
+    if locked_seconds is not None:
+        raise TooManyLoginFailuresError(locked_seconds)
+    window = settings.login_ip_window_seconds
+    failures, window_left = await login_throttles.recent_failures(
+        db, key=client_key, now=now, window_seconds=window
+    )
+    if failures >= settings.login_ip_max_failures and await login_throttles.failed_since(
+        db, key=pair_key, since=now - timedelta(seconds=window)
+    ):
+        raise TooManyLoginFailuresError(window_left)
 
 
 def _rehashed(user: User, password: str) -> str | None:
