@@ -28,6 +28,7 @@ from chat_ui.errors import (
     MessageStatusChanged,
     ReplyInOtherChat,
     SendingTooFast,
+    SigningUpTooFast,
     SignInRequired,
     StartingChatsTooFast,
     TooManyAttempts,
@@ -125,12 +126,18 @@ class DbClient:
 
     # Users
 
-    async def create_user(self, *, username: str, password: str) -> UserPublic:
+    async def create_user(
+        self, *, username: str, password: str, client_ip: str | None = None
+    ) -> UserPublic:
+        """A new account; db-api limits sign-ups per `client_ip` (SigningUpTooFast)."""
+        body = {"username": username, "password": password}
+        if client_ip is not None:
+            body["client_ip"] = client_ip
         response = await self._request(
             "POST",
             "/users",
-            json={"username": username, "password": password},
-            errors={409: UsernameTaken},
+            json=body,
+            errors={409: UsernameTaken, 429: SigningUpTooFast},
             patience=PASSWORD_TIMEOUT,
         )
         return self._parse(UserPublic, response)

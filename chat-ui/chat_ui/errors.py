@@ -119,6 +119,12 @@ class StartingChatsTooFast(TooManyAttempts):
     too_fast = "You've started a lot of chats in a short time."
 
 
+class SigningUpTooFast(TooManyAttempts):
+    """db-api's per-address limit on sign-ups."""
+
+    too_fast = "Too many accounts were created from your address recently."
+
+
 def wait_in_words(seconds: int) -> str:
     """ "1 second", "45 seconds"; from two minutes on, whole minutes (rounded up)."""
     if seconds < 120:

@@ -137,6 +137,23 @@ class Settings(BaseSettings):
         default=20, ge=1, description="Chats one user may create at once, in a row."
     )
 
+    # Per client address: every sign-up costs an argon2 hash (64 MiB and a core), and a
+    # refused "username taken" tells whether a name exists. A household signs up a few
+    # people at once; a script making accounts or probing names gets a few an hour.
+    signups_per_hour: float = Field(
+        default=6,
+        gt=0,
+        description="Sign-ups (accounts created, or names found taken) one client address may "
+        "make per hour after `SIGNUP_BURST`; beyond, 429 with `Retry-After`.",
+    )
+    signup_burst: int = Field(
+        default=5, ge=1, description="Sign-ups one client address may make at once, in a row."
+    )
+
+    @property
+    def signup_limit(self) -> RateLimit:
+        return RateLimit(self.signups_per_hour / 60, self.signup_burst)
+
     @property
     def reply_limit(self) -> RateLimit:
         return RateLimit(self.replies_per_minute, self.reply_burst)

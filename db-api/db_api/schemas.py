@@ -512,6 +512,24 @@ class SearchResults(BaseModel):
 MAX_SESSION_AGE_SECONDS = 366 * 24 * 3600
 
 
+class SignUp(UserCreate):
+    """A new account, and the address it came from (sign-ups are limited per address)."""
+
+    client_ip: IPvAnyAddress | None = Field(
+        default=None,
+        description="The signing-up browser's address as the web tier saw it (an IPv6 "
+        "client counts as its /64).",
+        examples=["203.0.113.7"],
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string", "format": "ipv4"},
+                {"type": "string", "format": "ipv6"},
+                {"type": "null"},
+            ]
+        },
+    )
+
+
 class LoginAttempt(UserCreate):
     """Credentials to check, and the address they came from (for per-client throttling)."""
 

@@ -124,3 +124,42 @@ def test_db_api_refuses_oversized_bodies(db_api: DbApiServer) -> None:
     )
     assert response.status_code == 413
     assert "larger than" in response.json()["detail"]
+
+
+@pytest.fixture(scope="module")
+def few_signups(postgres: PostgresCluster, llama_server: LlamaServer) -> Iterator[str]:
+    """A chat-ui whose db-api lets one address sign up two accounts, then one an hour."""
+    limits = {"SIGNUP_BURST": "2", "SIGNUPS_PER_HOUR": "1"}
+    with (
+        running_db_api(postgres, database="chat_ui_signups", extra_env=limits) as db_api,
+        running_chat_ui(db_api, llama_server.url) as server,
+    ):
+        yield server.url
+
+
+def sign_up_from(url: str, username: str, ip: str) -> httpx.Response:
+    with httpx.Client(base_url=url, headers={"X-Forwarded-For": ip}) as client:
+        csrf = csrf_from(client.get("/signup").text)
+        form = {"username": username, "password": "a long password", "password_confirm": ""}
+        form["password_confirm"] = form["password"]
+        return client.post("/signup", data={"csrf_token": csrf, **form})
+
+
+def test_sign_ups_from_one_address_are_limited_and_say_when_to_try_again(
+    few_signups: str,
+) -> None:
+    household = f"198.18.0.{secrets.randbelow(250) + 1}"
+    names = [f"member{secrets.token_hex(4)}" for _ in range(3)]
+    assert [sign_up_from(few_signups, name, household).status_code for name in names[:2]] == [
+        303,
+        303,
+    ]
+    refused = sign_up_from(few_signups, names[2], household)
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 60
+    assert "Too many accounts were created from your address recently. Try again in" in (
+        refused.text
+    )
+    assert f'value="{names[2]}"' in refused.text  # the name typed is kept
+    assert "a long password" not in refused.text
+    assert sign_up_from(few_signups, names[2], "198.18.1.1").status_code == 303

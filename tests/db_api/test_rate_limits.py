@@ -372,7 +372,7 @@ async def test_takes_at_once_on_separate_connections_never_exceed_the_bucket(
             await db.execute(text("SELECT 1"))  # connected and in a transaction first
             await started.wait()
             try:
-                await take_token(db, action="chat", user_id=user_id, limit=limit)
+                await take_token(db, action="chat", subject=user_id, limit=limit)
             except RateLimitedError:
                 return False
             # Held a moment, as a writer holds it until its commit.
@@ -382,7 +382,7 @@ async def test_takes_at_once_on_separate_connections_never_exceed_the_bucket(
 
     try:
         async with AsyncSession(engine) as db:  # the bucket exists, one token taken
-            await take_token(db, action="chat", user_id=user_id, limit=limit)
+            await take_token(db, action="chat", subject=user_id, limit=limit)
             await db.commit()
         taken = await asyncio.gather(*(take() for _ in range(attempts)))
     finally:

@@ -356,7 +356,7 @@ class FakeDbApi:
     # ---- users and sessions --------------------------------------------------------
 
     def _create_user(self, body: Any) -> dict[str, Any]:
-        new = _body(db.UserCreate, body)
+        new = _body(db.SignUp, body)
         if any(u.username.lower() == new.username.lower() for u in self.users.values()):
             raise DbApiError(409, "Username is already taken")
         user = _User(uuid.uuid4(), new.username, _sha256(new.password), _now())

@@ -80,7 +80,9 @@ _CREDENTIALS = {"username": "alice", "password": "correct horse battery"}
 # Every DbClient method that calls db-api. The calls pass each optional argument at
 # least once and leave each out at least once, so every conditional body key is sent.
 CONTRACTS: dict[str, Contract] = {
-    "create_user": _contract("create_user", _CREDENTIALS),
+    "create_user": _contract(
+        "create_user", _CREDENTIALS, {**_CREDENTIALS, "client_ip": "203.0.113.7"}
+    ),
     "verify_user": _contract(
         "verify_user", _CREDENTIALS, {**_CREDENTIALS, "client_ip": "203.0.113.7"}
     ),

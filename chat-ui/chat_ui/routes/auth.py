@@ -69,7 +69,7 @@ async def sign_up(
 ) -> Response:
     username = username.strip()
     validate_signup(username, password, password_confirm)
-    user = await db.create_user(username=username, password=password)
+    user = await db.create_user(username=username, password=password, client_ip=client_ip(request))
     await start_session(request, db, settings, user)
     return see_other("/chats")
 

@@ -77,7 +77,7 @@ async def create_chat(
         # Otherwise the owner vanished between the check and the insert.
         raise UserNotFoundError() from None
     # The bucket last, as in every writer (after the user's row, which the insert locks).
-    await take_token(db, action="chat", user_id=owner_id, limit=chat_limit)
+    await take_token(db, action="chat", subject=owner_id, limit=chat_limit)
     await db.commit()
     return chat, True
 

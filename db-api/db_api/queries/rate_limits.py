@@ -21,20 +21,23 @@ from db_api.config import RateLimit
 from db_api.errors import RateLimitedError
 from db_api.models import RateLimitBucket
 
-Action = Literal["reply", "chat"]
+# What is counted, and whose: a user's replies and chats, an address's sign-ups.
+Action = Literal["reply", "chat", "signup"]
 REFUSALS: dict[Action, str] = {
     "reply": "Too many replies started in a short time",
     "chat": "Too many chats created in a short time",
+    "signup": "Too many accounts created from this address in a short time",
 }
 
 
 async def take_token(
-    db: AsyncSession, *, action: Action, user_id: uuid.UUID, limit: RateLimit
+    db: AsyncSession, *, action: Action, subject: uuid.UUID | str, limit: RateLimit
 ) -> None:
-    """Take one token from the user's bucket for `action`, or roll back and refuse.
+    """Take one token from the bucket of `subject` (a user id, an address) for `action`.
 
-    Raises RateLimitedError (429) saying when the next token arrives. Call it after the
-    action's own checks, so a request refused for another reason takes no token.
+    When it is empty, rolls back and raises RateLimitedError (429) saying when the next
+    token arrives. Call it after the action's own checks, so a request refused for
+    another reason takes no token.
     """
     per_second = limit.per_minute / 60
     # The clock when the row is ours, not the transaction's start (`now()`): a take that
@@ -48,7 +51,7 @@ async def take_token(
     # the rollback then undoes the take.
     take = (
         insert(RateLimitBucket)
-        .values(key=f"{action}:{user_id}", tokens=limit.burst - 1, refilled_at=now)
+        .values(key=f"{action}:{subject}", tokens=limit.burst - 1, refilled_at=now)
         .on_conflict_do_update(
             index_elements=[RateLimitBucket.key],
             set_={"tokens": refilled - 1, "refilled_at": now},

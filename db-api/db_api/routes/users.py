@@ -5,18 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
 from db_api import security
 from db_api.config import Settings
-from db_api.database import ReadSession, WriteSession
+from db_api.database import ReadSession, WriteSession, database_of
 from db_api.deps import CurrentUserId, ServiceAuth, SettingsDep
 from db_api.errors import InvalidCredentialsError, TooManyLoginFailuresError
 from db_api.models import User
 from db_api.queries import login_throttles, users
-from db_api.schemas import ErrorDetail, LoginAttempt, UserCreate, UserPublic
+from db_api.queries.rate_limits import take_token
+from db_api.schemas import ErrorDetail, LoginAttempt, RateLimited, SignUp, UserPublic
 
 router = APIRouter(
     prefix="/users",
@@ -26,7 +27,22 @@ router = APIRouter(
 )
 
 
-async def new_password_hash(body: UserCreate) -> str:
+async def sign_up_allowed(body: SignUp, request: Request, settings: SettingsDep) -> None:
+    """Take a token of the address's sign-up limit, before any hashing (429 when empty).
+
+    Its own transaction, committed whatever the sign-up's outcome: a name found taken
+    counts too, so nobody can probe which names exist faster than the limit.
+    """
+    if body.client_ip is None:
+        return  # another service, not a browser: nothing to count by
+    database = database_of(request)
+    async with database.session(database.write_sessions) as db:
+        client = security.client_key(body.client_ip)
+        await take_token(db, action="signup", subject=client, limit=settings.signup_limit)
+        await db.commit()
+
+
+async def new_password_hash(body: SignUp) -> str:
     """argon2 (a few hundred milliseconds of CPU) in the thread pool.
 
     A dependency declared before `WriteSession`, so it runs before the request takes a
@@ -43,12 +59,21 @@ NewPasswordHash = Annotated[str, Depends(new_password_hash)]
     status_code=status.HTTP_201_CREATED,
     summary="Create an account",
     description="Stores the password as an argon2id hash. Usernames are unique regardless of "
-    "case: `Alice` is taken once `alice` exists.",
-    responses={409: {"model": ErrorDetail, "description": "Username already taken"}},
+    "case: `Alice` is taken once `alice` exists. Sign-ups are limited per client address "
+    "(`client_ip`): `SIGNUP_BURST` at once, then `SIGNUPS_PER_HOUR`, counting names found "
+    "taken too; beyond, 429 with `Retry-After`, before the password is hashed. A call "
+    "naming no address is not counted.",
+    responses={
+        409: {"model": ErrorDetail, "description": "Username already taken"},
+        429: {
+            "model": RateLimited,
+            "description": "Too many sign-ups from this address",
+            "headers": {"Retry-After": {"description": "Seconds until the next attempt"}},
+        },
+    },
+    dependencies=[Depends(sign_up_allowed)],
 )
-async def create_user(
-    body: UserCreate, password_hash: NewPasswordHash, db: WriteSession
-) -> UserPublic:
+async def create_user(body: SignUp, password_hash: NewPasswordHash, db: WriteSession) -> UserPublic:
     user = await users.create_user(db, username=body.username, password_hash=password_hash)
     return UserPublic.model_validate(user)
 
