@@ -58,6 +58,24 @@ def test_session_cookie_flags_through_nginx(nginx: NginxServer) -> None:
     assert "samesite=lax" in cookie.lower()
 
 
+def test_a_forged_forwarded_proto_does_not_make_plain_http_https(nginx: NginxServer) -> None:
+    """chat-ui marks cookies by the scheme nginx reports: nginx's own, not the client's."""
+    response = httpx.get(f"{nginx.url}/login", headers={"X-Forwarded-Proto": "https"})
+    assert response.status_code == 200
+    cookie = response.headers["set-cookie"].lower()
+    assert "; secure" not in cookie
+    assert "strict-transport-security" not in response.headers
+
+
+def test_redirects_through_nginx_name_no_host(nginx: NginxServer) -> None:
+    forged = {"Host": "evil.example", "X-Forwarded-Host": "evil.example"}
+    with httpx.Client(base_url=nginx.url, headers=forged) as client:
+        slash = client.get("/chats/?q=paris")
+        home = client.get("/")
+    assert (slash.status_code, slash.headers["location"]) == (307, "/chats?q=paris")
+    assert (home.status_code, home.headers["location"]) == (303, "/login")
+
+
 def test_friendly_page_when_chat_ui_is_down(tmp_path: Path) -> None:
     port = free_port()
     dead_upstream = f"127.0.0.1:{free_port()}"
