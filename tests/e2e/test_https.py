@@ -71,6 +71,38 @@ def test_plain_http_redirects_to_the_same_address_over_https(
     assert "strict-transport-security" not in response.headers
 
 
+def test_with_allowed_hosts_only_their_names_are_redirected_or_served(
+    chat_ui: ChatUiServer, tmp_path: Path
+) -> None:
+    """Set on a server, ALLOWED_HOSTS also keeps the HTTP redirect to its own names."""
+    tls_dir = tmp_path / "tls"
+    certificate = make_self_signed_certificate(tls_dir)
+    port, tls_port = free_port(), free_port()
+    process = start_nginx(
+        config_dir=tmp_path / "nginx",
+        chat_ui_upstream=chat_ui.url.removeprefix("http://"),
+        port=port,
+        tls_dir=tls_dir,
+        tls_port=tls_port,
+        allowed_hosts=("localhost",),
+    )
+    https = ssl.create_default_context(cafile=str(certificate))
+    try:
+        redirect = httpx.get(f"http://127.0.0.1:{port}/chats", headers={"Host": "localhost"})
+        assert redirect.status_code == 308
+        assert redirect.headers["location"] == f"https://localhost:{tls_port}/chats"
+        page = httpx.get(
+            f"https://127.0.0.1:{tls_port}/login", headers={"Host": "localhost"}, verify=https
+        )
+        assert page.status_code == 200
+        for url in (f"http://127.0.0.1:{port}/chats", f"https://127.0.0.1:{tls_port}/login"):
+            refused = httpx.get(url, headers={"Host": "evil.example"}, verify=https)
+            assert refused.status_code == 421, url
+            assert "location" not in refused.headers
+    finally:
+        process.stop()
+
+
 def test_https_pages_carry_hsts_and_the_security_headers(https_site: HttpsSite) -> None:
     response = httpx.get(f"{https_site.https_url}/login", verify=trusting(https_site))
     assert response.status_code == 200

@@ -117,11 +117,22 @@ def test_a_forged_forwarded_for_header_does_not_change_the_counted_address(
 
 
 @contextmanager
-def limited_nginx(tmp_path: Path, chat_ui: ChatUiServer, limits: NginxLimits) -> Iterator[str]:
-    """Another nginx in front of the session's chat-ui, with `limits`; answers its URL."""
+def limited_nginx(
+    tmp_path: Path,
+    chat_ui: ChatUiServer,
+    limits: NginxLimits = UNLIMITED,
+    allowed_hosts: tuple[str, ...] = (),
+) -> Iterator[str]:
+    """Another nginx in front of the session's chat-ui, with `limits` and `allowed_hosts`;
+    answers its URL."""
     port = free_port()
-    upstream = chat_ui.url.removeprefix("http://")
-    process = start_nginx(config_dir=tmp_path, chat_ui_upstream=upstream, port=port, limits=limits)
+    process = start_nginx(
+        config_dir=tmp_path,
+        chat_ui_upstream=chat_ui.url.removeprefix("http://"),
+        port=port,
+        limits=limits,
+        allowed_hosts=allowed_hosts,
+    )
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -157,3 +168,35 @@ def test_a_flood_of_requests_from_one_address_gets_429(
         assert 5 <= statuses[200] < 15 and statuses[429] == 20 - statuses[200], statuses
         # Static files never count, nor are they refused.
         assert {client.get("/static/style.css").status_code for _ in range(20)} == {200}
+
+
+def test_without_allowed_hosts_any_host_name_is_served(nginx: NginxServer) -> None:
+    """The default: a LAN address, or any name that points here, just works."""
+    for host in ("evil.example", "192.168.1.20", "chat.example.com:8080"):
+        response = httpx.get(f"{nginx.url}/login", headers={"Host": host})
+        assert response.status_code == 200, host
+        assert "Sign in" in response.text
+
+
+def test_with_allowed_hosts_only_those_names_are_served(
+    tmp_path: Path, chat_ui: ChatUiServer
+) -> None:
+    allowed = ("chat.example.com", "192.168.1.20")
+    with limited_nginx(tmp_path, chat_ui, allowed_hosts=allowed) as url:
+        for host in ("chat.example.com", "CHAT.Example.com:8080", "192.168.1.20"):
+            response = httpx.get(f"{url}/login", headers={"Host": host})
+            assert response.status_code == 200, host
+            assert "Sign in" in response.text
+        for host in ("evil.example", "127.0.0.1", "chat.example.com.evil.example", "example.com"):
+            for method, path in (
+                ("GET", "/login"),
+                ("GET", "/static/style.css"),
+                ("POST", "/login"),
+            ):
+                refused = httpx.request(method, f"{url}{path}", headers={"Host": host})
+                assert refused.status_code == 421, (host, method, path)
+                # nginx's own answer: chat-ui never saw it, so no session cookie.
+                assert refused.text == "This server does not answer to that host name.\n"
+                assert refused.headers["content-type"] == "text/plain"
+                assert "set-cookie" not in refused.headers
+                assert refused.headers["x-content-type-options"] == "nosniff"
