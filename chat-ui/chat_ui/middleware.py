@@ -1,17 +1,19 @@
-"""The middleware every request passes through: security headers, the Secure flag on
-HTTPS, redirects that stay on this site, and the request body size limit (answered
-with a readable page)."""
+"""The middleware every request passes through: security headers, the session cookie
+and the Secure flag on HTTPS, redirects that stay on this site, and the request body
+size limit (answered with a readable page)."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
 from starlette.datastructures import MutableHeaders
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chat_ui.errors import RequestTooLarge
 from chat_ui.pages import render
+from chat_ui.sessions import SECURE_SESSION_COOKIE, SESSION_COOKIE, session_cookie_name
 
 # The same policy nginx sends (nginx replaces ours); this copy covers direct access.
 CONTENT_SECURITY_POLICY = (
@@ -52,6 +54,35 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class SessionCookie:
+    """Starlette's signed session cookie, named for the connection it rides on.
+
+    Under HTTPS it is `__Host-chat_session` (Secure, `Path=/`, no `Domain`), else
+    `chat_session` (sessions.session_cookie_name). Each reads only its own name: a
+    cookie set over plain HTTP is never taken for an HTTPS session, and signing out
+    deletes the cookie the browser holds for this scheme.
+    """
+
+    def __init__(self, app: ASGIApp, *, secret_key: str, max_age: int, always_secure: bool) -> None:
+        self.always_secure = always_secure
+        self.by_name = {
+            name: SessionMiddleware(
+                app,
+                secret_key=secret_key,
+                session_cookie=name,
+                max_age=max_age,
+                path="/",
+                same_site="lax",
+                https_only=name == SECURE_SESSION_COOKIE,
+            )
+            for name in (SESSION_COOKIE, SECURE_SESSION_COOKIE)
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name = session_cookie_name(scope, always_secure=self.always_secure)
+        await self.by_name[name](scope, receive, send)
 
 
 class SecureCookiesOnHttps:

@@ -62,8 +62,9 @@ def test_a_forged_forwarded_proto_does_not_make_plain_http_https(nginx: NginxSer
     """chat-ui marks cookies by the scheme nginx reports: nginx's own, not the client's."""
     response = httpx.get(f"{nginx.url}/login", headers={"X-Forwarded-Proto": "https"})
     assert response.status_code == 200
-    cookie = response.headers["set-cookie"].lower()
-    assert "; secure" not in cookie
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("chat_session=")
+    assert "; secure" not in cookie.lower()
     assert "strict-transport-security" not in response.headers
 
 
