@@ -16,6 +16,7 @@ import argparse
 import fcntl
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -56,6 +57,25 @@ class NginxLimits:
         if min(asdict(limits).values()) < 1:
             raise ValueError(f"nginx limits must be positive: {limits}")
         return limits
+
+
+# A DNS name or IPv4 address, or an IPv6 address in brackets, as it stands in `Host`.
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
+
+
+def allowed_hosts_from_env(env: Mapping[str, str]) -> tuple[str, ...]:
+    """ALLOWED_HOSTS as names (comma-separated; empty: nginx answers to any host).
+
+    Checked here because the list is rendered into nginx's configuration as text.
+    """
+    names = tuple(name.strip() for name in env.get("ALLOWED_HOSTS", "").split(",") if name.strip())
+    for name in names:
+        if not _HOST_NAME.fullmatch(name):
+            raise ValueError(
+                f"ALLOWED_HOSTS: {name!r} is not a host name or address "
+                "(no scheme, port or path: e.g. chat.example.com,192.168.1.20)"
+            )
+    return names
 
 
 # Tests and benchmarks that drive one stack from one address as fast as they can.
@@ -537,11 +557,13 @@ def write_nginx_config(
     static_root: Path = STATIC_ROOT,
     error_pages_root: Path = ERROR_PAGES_ROOT,
     limits: NginxLimits | None = None,
+    allowed_hosts: tuple[str, ...] = (),
 ) -> Path:
     """Lay out a private nginx: the repository's nginx.conf and its rendered conf.d/.
 
     Like the official image: every nginx/templates/*.template goes to conf.d/, and the
-    HTTPS site replaces the HTTP one when tls_dir holds a certificate and key.
+    HTTPS site replaces the HTTP one when tls_dir holds a certificate and key. With
+    `allowed_hosts`, any other host name gets 421.
     """
     directory.mkdir(parents=True, exist_ok=True)
     temp_dir = directory / "tmp"
@@ -561,6 +583,7 @@ def write_nginx_config(
         "STATIC_ROOT": str(static_root),
         "ERROR_PAGES_ROOT": str(error_pages_root),
         **{name: str(value) for name, value in asdict(limits or NginxLimits()).items()},
+        "ALLOWED_HOSTS": ",".join(allowed_hosts),
     }
     for template in sorted(NGINX_TEMPLATES.glob(f"*{TEMPLATE_SUFFIX}")):
         output = conf_dir / template.name.removesuffix(TEMPLATE_SUFFIX)
@@ -712,6 +735,7 @@ def command_nginx(env: dict[str, str]) -> None:
         for source, copy in ((STATIC_ROOT, static_root), (ERROR_PAGES_ROOT, error_pages_root)):
             shutil.rmtree(copy, ignore_errors=True)
             shutil.copytree(source, copy)
+    allowed_hosts = allowed_hosts_from_env(env)
     main_config = write_nginx_config(
         paths.nginx,
         listen_port=int(env["APP_PORT"]),
@@ -722,6 +746,7 @@ def command_nginx(env: dict[str, str]) -> None:
         static_root=static_root,
         error_pages_root=error_pages_root,
         limits=NginxLimits.from_env(env),
+        allowed_hosts=allowed_hosts,
     )
     command = nginx_command(main_config)
     if shutil.which(command[0]) is None:
@@ -729,10 +754,12 @@ def command_nginx(env: dict[str, str]) -> None:
         raise SystemExit("nginx is not installed: run native/bootstrap.sh (or `make run`)")
     # Open the door only when everything behind it answers: chat-ui, db-api, the model.
     wait_for_http(f"http://127.0.0.1:{env['CHAT_UI_PORT']}/health/ready")
+    # With ALLOWED_HOSTS set, nginx answers only to those names: announce one of them.
+    host = allowed_hosts[0] if allowed_hosts and "127.0.0.1" not in allowed_hosts else "127.0.0.1"
     if tls_files_present(tls_dir):
-        print(f"Chat app ready: https://127.0.0.1:{tls_port}/", flush=True)
+        print(f"Chat app ready: https://{host}:{tls_port}/", flush=True)
     else:
-        print(f"Chat app ready: http://127.0.0.1:{env['APP_PORT']}/", flush=True)
+        print(f"Chat app ready: http://{host}:{env['APP_PORT']}/", flush=True)
     os.execvpe(command[0], command, env)
 
 

@@ -13,7 +13,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.sessions import SessionMiddleware
 
 from chat_ui.config import get_settings
 from chat_ui.conversation import adopt_waiting_replies
@@ -22,11 +21,10 @@ from chat_ui.errors import ChatUiError, MalformedForm, PageNotFound, SignInRequi
 from chat_ui.generation import GenerationRegistry
 from chat_ui.head_requests import HeadAsGet
 from chat_ui.lm_client import LmClient
-from chat_ui.middleware import SecurityHeadersMiddleware
+from chat_ui.middleware import SecurityHeadersMiddleware, SessionCookie
 from chat_ui.page_cache import PageCache
 from chat_ui.pages import STATIC_DIR
 from chat_ui.routes import auth, chats, health, manage, messages
-from chat_ui.sessions import SESSION_COOKIE
 from chat_ui.views import error_page, show_failure, show_route_failure, sign_in_redirect
 
 logger = logging.getLogger("chat_ui")
@@ -66,12 +64,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(title="chat-ui", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
 app.add_middleware(
-    SessionMiddleware,
+    SessionCookie,
     secret_key=settings.session_secret,
-    session_cookie=SESSION_COOKIE,
     max_age=settings.session_max_age_seconds,
-    same_site="lax",
-    https_only=settings.cookie_secure,
+    always_secure=settings.cookie_secure,
 )
 app.add_middleware(SecurityHeadersMiddleware, max_body_bytes=settings.request_bytes_limit)
 # Outermost, so a HEAD gets the very headers a GET gets (less its cookie, see there).

@@ -13,12 +13,18 @@ import uuid
 from dataclasses import dataclass
 
 from starlette.requests import Request
+from starlette.types import Scope
 
+from chat_ui.config import get_settings
 from chat_ui.errors import SignInRequired
 from chat_ui.schemas import UserPublic
 from chat_ui.security import new_csrf_token
 
 SESSION_COOKIE = "chat_session"
+# The name over HTTPS. Browsers keep a `__Host-` cookie only if it is Secure, has
+# `Path=/` and no `Domain`, so no plain-HTTP page and no other subdomain can plant
+# or replace it. Over plain HTTP (a LAN address, native mode) they refuse it.
+SECURE_SESSION_COOKIE = f"__Host-{SESSION_COOKIE}"
 _SERVER_SESSION = "session_token"
 _USER_ID = "user_id"
 _USERNAME = "username"
@@ -64,9 +70,20 @@ def session_token(request: Request) -> str | None:
     return token if isinstance(token, str) and token else None
 
 
+def session_cookie_name(scope: Scope, *, always_secure: bool) -> str:
+    """The session cookie this request reads and sets: prefixed when it rides on HTTPS.
+
+    `scope`'s scheme is the one nginx reports (uvicorn's proxy headers); COOKIE_SECURE
+    (`always_secure`) says HTTPS ends at a proxy in front, which nginx cannot see.
+    """
+    https = always_secure or scope.get("scheme") in ("https", "wss")
+    return SECURE_SESSION_COOKIE if https else SESSION_COOKIE
+
+
 def session_expired(request: Request) -> bool:
     """A cookie came in but carried no valid session: too old or signed with another key."""
-    return SESSION_COOKIE in request.cookies and not request.session
+    name = session_cookie_name(request.scope, always_secure=get_settings().cookie_secure)
+    return name in request.cookies and not request.session
 
 
 def _next_path(request: Request) -> str | None:

@@ -82,12 +82,16 @@ def test_cookie_flags(
     for flag in ("httponly", "samesite=lax", "path=/", "max-age=1209600"):
         assert flag in cookie
     assert "secure" not in cookie  # plain HTTP on loopback
-    # Behind HTTPS (nginx says so in X-Forwarded-Proto) the cookie is Secure by itself.
+    assert cookie.startswith("chat_session=")
+    # Behind HTTPS (nginx says so in X-Forwarded-Proto) the cookie is Secure and
+    # `__Host-` prefixed by itself.
     https = httpx.get(f"{chat_ui.url}/login", headers={"X-Forwarded-Proto": "https"})
+    assert https.headers["set-cookie"].startswith("__Host-chat_session=")
     assert "; secure" in https.headers["set-cookie"].lower()
     with running_chat_ui(db_api, llama_server.url, extra_env={"COOKIE_SECURE": "true"}) as secure:
-        forced = httpx.get(f"{secure.url}/login").headers["set-cookie"].lower()
-        assert "; secure" in forced and "httponly" in forced
+        forced = httpx.get(f"{secure.url}/login").headers["set-cookie"]
+        assert forced.startswith("__Host-chat_session=")
+        assert "; secure" in forced.lower() and "httponly" in forced.lower()
 
 
 def test_oversized_bodies_get_a_readable_413(signed_in: Browser) -> None:

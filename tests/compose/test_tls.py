@@ -45,9 +45,11 @@ def test_http_redirects_and_https_serves_with_hsts_and_secure_cookies(
         assert form.status_code == 200
         assert form.headers["strict-transport-security"].startswith("max-age=")
         assert "unsafe-inline" not in form.headers["content-security-policy"]
+        assert form.headers["set-cookie"].startswith("__Host-chat_session=")
         assert "; secure" in form.headers["set-cookie"].lower()
         signed_up = post_sign_up(client, form.text)
         assert signed_up.status_code == 303
+        assert signed_up.headers["set-cookie"].startswith("__Host-chat_session=")
         assert "; secure" in signed_up.headers["set-cookie"].lower()
         chats = client.get(signed_up.headers["location"])
         assert chats.status_code == 200

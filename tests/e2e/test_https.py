@@ -1,5 +1,6 @@
 """HTTPS at nginx: a mounted certificate turns it on, plain HTTP then only redirects,
-HSTS is sent, the session cookie is Secure, and a reply streams over HTTP/2."""
+HSTS is sent, the session cookie is Secure and `__Host-` prefixed, and a reply streams
+over HTTP/2."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from playwright.sync_api import expect
 
 from harness.chat_ui import ChatUiServer
 from harness.factories import unique_username
-from harness.forms import post_sign_up
+from harness.forms import csrf_from, post_sign_up
 from harness.nginx import start_nginx
 from harness.processes import free_port
 from tests.e2e.test_browser_journey import start_chat_and_get_reply
@@ -71,6 +72,38 @@ def test_plain_http_redirects_to_the_same_address_over_https(
     assert "strict-transport-security" not in response.headers
 
 
+def test_with_allowed_hosts_only_their_names_are_redirected_or_served(
+    chat_ui: ChatUiServer, tmp_path: Path
+) -> None:
+    """Set on a server, ALLOWED_HOSTS also keeps the HTTP redirect to its own names."""
+    tls_dir = tmp_path / "tls"
+    certificate = make_self_signed_certificate(tls_dir)
+    port, tls_port = free_port(), free_port()
+    process = start_nginx(
+        config_dir=tmp_path / "nginx",
+        chat_ui_upstream=chat_ui.url.removeprefix("http://"),
+        port=port,
+        tls_dir=tls_dir,
+        tls_port=tls_port,
+        allowed_hosts=("localhost",),
+    )
+    https = ssl.create_default_context(cafile=str(certificate))
+    try:
+        redirect = httpx.get(f"http://127.0.0.1:{port}/chats", headers={"Host": "localhost"})
+        assert redirect.status_code == 308
+        assert redirect.headers["location"] == f"https://localhost:{tls_port}/chats"
+        page = httpx.get(
+            f"https://127.0.0.1:{tls_port}/login", headers={"Host": "localhost"}, verify=https
+        )
+        assert page.status_code == 200
+        for url in (f"http://127.0.0.1:{port}/chats", f"https://127.0.0.1:{tls_port}/login"):
+            refused = httpx.get(url, headers={"Host": "evil.example"}, verify=https)
+            assert refused.status_code == 421, url
+            assert "location" not in refused.headers
+    finally:
+        process.stop()
+
+
 def test_https_pages_carry_hsts_and_the_security_headers(https_site: HttpsSite) -> None:
     response = httpx.get(f"{https_site.https_url}/login", verify=trusting(https_site))
     assert response.status_code == 200
@@ -108,13 +141,23 @@ def test_tls_is_modern_and_offers_http2(https_site: HttpsSite) -> None:
         old.wrap_socket(raw, server_hostname="localhost")
 
 
-def test_session_cookie_is_secure_over_https(https_site: HttpsSite) -> None:
+def test_session_cookie_is_host_prefixed_and_secure_over_https(https_site: HttpsSite) -> None:
+    """`__Host-`: browsers keep it only Secure, `Path=/` and without `Domain`."""
     with httpx.Client(base_url=https_site.https_url, verify=trusting(https_site)) as client:
         form = client.get("/signup")
-        assert "; secure" in form.headers["set-cookie"].lower()
-        response = post_sign_up(client, form.text)
-        assert response.status_code == 303
-        assert "; secure" in response.headers["set-cookie"].lower()
+        signed_up = post_sign_up(client, form.text)
+        assert signed_up.status_code == 303
+        chats = client.get("/chats")
+        assert chats.status_code == 200
+        signed_out = client.post("/logout", data={"csrf_token": csrf_from(chats.text)})
+        assert signed_out.status_code == 303
+    for response in (form, signed_up, signed_out):
+        cookie = response.headers["set-cookie"]
+        assert cookie.startswith("__Host-chat_session=")
+        assert "; secure" in cookie.lower() and "; path=/;" in cookie.lower()
+        assert "domain=" not in cookie.lower()
+    # Signing out deletes the prefixed cookie (a deletion obeys the prefix's rules too).
+    assert signed_out.headers["set-cookie"].startswith("__Host-chat_session=null;")
 
 
 def test_a_reply_streams_in_the_browser_over_https(
@@ -128,7 +171,9 @@ def test_a_reply_streams_in_the_browser_over_https(
     protocol = page.evaluate("performance.getEntriesByType('navigation')[0].nextHopProtocol")
     assert protocol == "h2"
     expect(page.locator(".message--assistant").nth(1)).to_have_attribute("data-status", "complete")
+    # Chromium enforces the prefix's rules: it kept the cookie, so they hold.
     cookies = page.context.cookies()
-    assert cookies and all(cookie["secure"] for cookie in cookies)
+    assert [cookie["name"] for cookie in cookies] == ["__Host-chat_session"]
+    assert all(cookie["secure"] and cookie["path"] == "/" for cookie in cookies)
     save_screenshot(page, "chat-over-https")
     assert tab.script_errors == []

@@ -58,6 +58,25 @@ def test_session_cookie_flags_through_nginx(nginx: NginxServer) -> None:
     assert "samesite=lax" in cookie.lower()
 
 
+def test_a_forged_forwarded_proto_does_not_make_plain_http_https(nginx: NginxServer) -> None:
+    """chat-ui marks cookies by the scheme nginx reports: nginx's own, not the client's."""
+    response = httpx.get(f"{nginx.url}/login", headers={"X-Forwarded-Proto": "https"})
+    assert response.status_code == 200
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("chat_session=")
+    assert "; secure" not in cookie.lower()
+    assert "strict-transport-security" not in response.headers
+
+
+def test_redirects_through_nginx_name_no_host(nginx: NginxServer) -> None:
+    forged = {"Host": "evil.example", "X-Forwarded-Host": "evil.example"}
+    with httpx.Client(base_url=nginx.url, headers=forged) as client:
+        slash = client.get("/chats/?q=paris")
+        home = client.get("/")
+    assert (slash.status_code, slash.headers["location"]) == (307, "/chats?q=paris")
+    assert (home.status_code, home.headers["location"]) == (303, "/login")
+
+
 def test_friendly_page_when_chat_ui_is_down(tmp_path: Path) -> None:
     port = free_port()
     dead_upstream = f"127.0.0.1:{free_port()}"
@@ -99,11 +118,22 @@ def test_a_forged_forwarded_for_header_does_not_change_the_counted_address(
 
 
 @contextmanager
-def limited_nginx(tmp_path: Path, chat_ui: ChatUiServer, limits: NginxLimits) -> Iterator[str]:
-    """Another nginx in front of the session's chat-ui, with `limits`; answers its URL."""
+def limited_nginx(
+    tmp_path: Path,
+    chat_ui: ChatUiServer,
+    limits: NginxLimits = UNLIMITED,
+    allowed_hosts: tuple[str, ...] = (),
+) -> Iterator[str]:
+    """Another nginx in front of the session's chat-ui, with `limits` and `allowed_hosts`;
+    answers its URL."""
     port = free_port()
-    upstream = chat_ui.url.removeprefix("http://")
-    process = start_nginx(config_dir=tmp_path, chat_ui_upstream=upstream, port=port, limits=limits)
+    process = start_nginx(
+        config_dir=tmp_path,
+        chat_ui_upstream=chat_ui.url.removeprefix("http://"),
+        port=port,
+        limits=limits,
+        allowed_hosts=allowed_hosts,
+    )
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -139,3 +169,35 @@ def test_a_flood_of_requests_from_one_address_gets_429(
         assert 5 <= statuses[200] < 15 and statuses[429] == 20 - statuses[200], statuses
         # Static files never count, nor are they refused.
         assert {client.get("/static/style.css").status_code for _ in range(20)} == {200}
+
+
+def test_without_allowed_hosts_any_host_name_is_served(nginx: NginxServer) -> None:
+    """The default: a LAN address, or any name that points here, just works."""
+    for host in ("evil.example", "192.168.1.20", "chat.example.com:8080"):
+        response = httpx.get(f"{nginx.url}/login", headers={"Host": host})
+        assert response.status_code == 200, host
+        assert "Sign in" in response.text
+
+
+def test_with_allowed_hosts_only_those_names_are_served(
+    tmp_path: Path, chat_ui: ChatUiServer
+) -> None:
+    allowed = ("chat.example.com", "192.168.1.20")
+    with limited_nginx(tmp_path, chat_ui, allowed_hosts=allowed) as url:
+        for host in ("chat.example.com", "CHAT.Example.com:8080", "192.168.1.20"):
+            response = httpx.get(f"{url}/login", headers={"Host": host})
+            assert response.status_code == 200, host
+            assert "Sign in" in response.text
+        for host in ("evil.example", "127.0.0.1", "chat.example.com.evil.example", "example.com"):
+            for method, path in (
+                ("GET", "/login"),
+                ("GET", "/static/style.css"),
+                ("POST", "/login"),
+            ):
+                refused = httpx.request(method, f"{url}{path}", headers={"Host": host})
+                assert refused.status_code == 421, (host, method, path)
+                # nginx's own answer: chat-ui never saw it, so no session cookie.
+                assert refused.text == "This server does not answer to that host name.\n"
+                assert refused.headers["content-type"] == "text/plain"
+                assert "set-cookie" not in refused.headers
+                assert refused.headers["x-content-type-options"] == "nosniff"

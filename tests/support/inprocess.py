@@ -48,18 +48,21 @@ class InProcessApp:
     registry: GenerationRegistry
     _exits: ExitStack = field(default_factory=ExitStack)
 
-    def client(self, **options: Any) -> TestClient:
-        """A TestClient on the app (no cookies yet), closed at the end of the test."""
+    def client(self, *, base_url: str = "http://testserver", **options: Any) -> TestClient:
+        """A TestClient on the app (no cookies yet), closed at the end of the test.
+
+        An `https://` base URL is a request that came over HTTPS, as nginx reports it.
+        """
         from chat_ui.main import app
 
-        client = TestClient(app, base_url="http://testserver", **options)
+        client = TestClient(app, base_url=base_url, **options)
         client.portal = self.portal  # the shared loop, and no lifespan
         self._exits.callback(client.close)
         return client
 
-    def browser(self) -> Browser:
+    def browser(self, *, base_url: str = "http://testserver") -> Browser:
         """A signed-out browser with JavaScript off (see harness.forms)."""
-        return Browser(http=self.client(follow_redirects=True))
+        return Browser(http=self.client(base_url=base_url, follow_redirects=True))
 
     def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `function` in the app's event loop, e.g. to read or seed the fake db-api."""

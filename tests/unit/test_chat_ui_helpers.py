@@ -23,6 +23,7 @@ from chat_ui.errors import (
     TooManyAttempts,
     wait_in_words,
 )
+from chat_ui.middleware import local_location
 from chat_ui.pages import short_date
 from chat_ui.schemas import MessagePublic
 from chat_ui.security import DEFAULT_AFTER_SIGN_IN, safe_next_path
@@ -97,6 +98,22 @@ def test_local_next_paths_are_kept(candidate: str) -> None:
 )
 def test_other_next_values_fall_back(candidate: str | None) -> None:
     assert safe_next_path(candidate) == DEFAULT_AFTER_SIGN_IN
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        ("/chats", "/chats"),
+        ("/chats/1?latest=1#end", "/chats/1?latest=1#end"),
+        ("http://evil.example/chats?q=x", "/chats?q=x"),
+        ("https://evil.example", "/"),
+        ("//evil.example/chats", "/chats"),
+        ("/\\evil.example", "/evil.example"),
+        ("///evil.example", "/evil.example"),
+    ],
+)
+def test_redirects_are_made_local_paths(location: str, expected: str) -> None:
+    assert local_location(location.encode()) == expected.encode()
 
 
 def test_short_date() -> None:
