@@ -240,10 +240,7 @@ class Generation:
         Nothing is saved: its job stays in db-api and, once this process's lease lapses,
         another process takes it over. A reply already being written is stopped instead.
         """
-        if self._state.position is None:
-            await self.stop()
-            return
-        self._handing_back = True
+        self._handing_back = self._needs_slot and not self._held_slot
         await self.stop()
 
     async def _run(self) -> None:

@@ -96,19 +96,34 @@ async def end_job(db: AsyncSession, *, message_id: int) -> None:
 # One statement, so a reader on an autocommit connection runs it as safely as a writer:
 # the chat's row lock first (the order every message writer takes), then the replies
 # whose job is gone or was cut off mid-reply; they keep their text. Answers how many.
+# The lock is taken only when there is such a reply: readers of a chat whose reply is
+# alive (a page following it) do not queue behind its writer's saves.
 _INTERRUPT_LAPSED = text(
     """
-    WITH locked AS (SELECT id FROM chats WHERE id = :chat_id FOR UPDATE),
+    WITH locked AS (
+        SELECT id FROM chats
+        WHERE id = :chat_id AND EXISTS (
+            SELECT 1 FROM messages
+            WHERE messages.chat_id = :chat_id
+              AND messages.status = 'generating'
+              AND NOT EXISTS (
+                  SELECT 1 FROM reply_jobs
+                  WHERE reply_jobs.message_id = messages.id
+                    AND (reply_jobs.lease_expires_at > now()
+                         OR (reply_jobs.slot IS NULL
+                             AND reply_jobs.lease_expires_at > now() - :adopt_within))))
+        FOR UPDATE),
     interrupted AS (
         UPDATE messages SET status = 'error', updated_at = now()
         FROM locked
-        WHERE messages.chat_id = locked.id AND messages.status = 'generating'
-          AND NOT EXISTS (
-              SELECT 1 FROM reply_jobs
-              WHERE reply_jobs.message_id = messages.id
-                AND (reply_jobs.lease_expires_at > now()
-                     OR (reply_jobs.slot IS NULL
-                         AND reply_jobs.lease_expires_at > now() - :adopt_within)))
+        WHERE messages.chat_id = locked.id
+              AND messages.status = 'generating'
+              AND NOT EXISTS (
+                  SELECT 1 FROM reply_jobs
+                  WHERE reply_jobs.message_id = messages.id
+                    AND (reply_jobs.lease_expires_at > now()
+                         OR (reply_jobs.slot IS NULL
+                             AND reply_jobs.lease_expires_at > now() - :adopt_within)))
         RETURNING messages.id),
     forgotten AS (
         DELETE FROM reply_jobs WHERE message_id IN (SELECT id FROM interrupted))
