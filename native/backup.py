@@ -75,7 +75,7 @@ def write_archive(output: Path, *, dump: Path, carried: Mapping[str, str]) -> No
     """The archive, mode 0600, in place only once complete."""
     secrets_file = dump.with_name(SECRETS_MEMBER)
     secrets_file.write_text("".join(f"{name}={value}\n" for name, value in carried.items()))
-    draft = dump.with_name(output.name)
+    draft = dump.with_name(".archive.partial")
     with (
         os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file,
         tarfile.open(fileobj=file, mode="w") as archive,
@@ -96,7 +96,7 @@ def read_archive(archive_path: Path, directory: Path) -> tuple[Path, dict[str, s
                 with source, (directory / name).open("wb") as target:
                     shutil.copyfileobj(source, target)
     except (OSError, KeyError, tarfile.TarError) as error:
-        raise SystemExit(f"{archive_path} is not a backup made by `make backup`: {error}") from None
+        raise SystemExit(f"{archive_path} is not a backup: {error}") from None
     carried = read_env_file(directory / SECRETS_MEMBER)
     missing = [name for name in CARRIED_SECRETS if not carried.get(name)]
     if missing:
@@ -261,7 +261,6 @@ def overridden_secrets() -> list[str]:
 def command_restore(arguments: argparse.Namespace, env: dict[str, str]) -> None:
     paths = Paths(data_dir(env))
     archive_path: Path = arguments.file.resolve()
-    paths.root.mkdir(parents=True, exist_ok=True)
     if server_answers(paths, env):
         raise SystemExit(
             "Native mode's PostgreSQL is running: stop `make run` (Ctrl-C) first, "
