@@ -6,7 +6,8 @@ postgres container has and its socket pointing at the session's PostgreSQL clust
 role is a superuser, as the official image's is); the `secrets` service runs
 deploy/compose/secrets.sh on a folder standing in for the `secrets` volume; every other
 compose command is only recorded. tests/unit/test_backups.py checks that the services
-and the secret's path the scripts name are compose.yml's.
+and the secret's path the scripts name are compose.yml's. Archives also move between
+compose and native mode (tests/support/native.py), both ways.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import stat
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,16 +30,15 @@ import pytest
 
 from harness.db_api import db_api_env, run_migrations, running_db_api, start_db_api
 from harness.factories import (
-    DEFAULT_PASSWORD,
     add_message,
     auth_headers,
     create_chat,
     create_user,
-    user_headers,
 )
 from harness.postgres import PG_BIN, PostgresCluster
 from harness.processes import REPO_ROOT, free_port
 from native import backup
+from tests.support.native import Machine, native_stack, sign_in, snapshot
 
 SCRIPTS = REPO_ROOT / "deploy" / "compose"
 SECRETS_MOUNT = "/run/secrets/chat-app"
@@ -119,15 +120,6 @@ def compose(tmp_path: Path) -> Compose:
     return Compose(state=tmp_path, env=env)
 
 
-def snapshot(client: httpx.Client, user_id: str) -> dict[str, Any]:
-    headers = user_headers(user_id)
-    listing = client.get("/chats", headers=headers).json()
-    chats = [
-        client.get(f"/chats/{chat['id']}", headers=headers).json() for chat in listing["items"]
-    ]
-    return {"me": client.get("/users/me", headers=headers).json(), "chats": chats}
-
-
 @pytest.fixture
 def source_backup(postgres: PostgresCluster, compose: Compose) -> Iterator[dict[str, Any]]:
     """A compose backup of a database with a user, a chat and a session."""
@@ -149,7 +141,7 @@ def source_backup(postgres: PostgresCluster, compose: Compose) -> Iterator[dict[
             "archive": archive,
             "user": user,
             "token": session.json()["token"],
-            "before": snapshot(client, user["id"]),
+            "before": snapshot(client, [user["id"]]),
         }
 
 
@@ -161,6 +153,23 @@ def new_compose_database(postgres: PostgresCluster, compose: Compose) -> str:
     compose.use_database(postgres, name)
     compose.set_session_secret("n" * 43)
     return name
+
+
+@contextmanager
+def compose_db_api(postgres: PostgresCluster, database: str) -> Iterator[httpx.Client]:
+    """db-api on a compose stack's database, as its container starts (migrations first)."""
+    service_token = secrets.token_urlsafe(32)
+    port = free_port()
+    server = start_db_api(
+        postgres=postgres, database=database, port=port, service_token=service_token
+    )
+    try:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers=auth_headers(service_token)
+        ) as client:
+            yield client
+    finally:
+        server.stop()
 
 
 def test_a_compose_backup_restores_into_a_new_compose_stack(
@@ -183,26 +192,13 @@ def test_a_compose_backup_restores_into_a_new_compose_stack(
     assert compose.session_secret() == "k" * 43
     assert compose.calls()[-1] == ["up", "--detach"]
 
-    service_token = secrets.token_urlsafe(32)
-    port = free_port()
-    server = start_db_api(
-        postgres=postgres, database=database, port=port, service_token=service_token
-    )
-    try:
-        with httpx.Client(
-            base_url=f"http://127.0.0.1:{port}", headers=auth_headers(service_token)
-        ) as client:
-            user = source_backup["user"]
-            assert snapshot(client, user["id"]) == source_backup["before"]
-            signed_in = client.post(
-                "/users/verify", json={"username": user["username"], "password": DEFAULT_PASSWORD}
-            )
-            assert signed_in.status_code == 200, signed_in.text
-            token = source_backup["token"]
-            session = client.get("/sessions/current", headers={"X-Session-Token": token})
-            assert session.status_code == 200, session.text
-    finally:
-        server.stop()
+    with compose_db_api(postgres, database) as client:
+        user = source_backup["user"]
+        assert snapshot(client, [user["id"]]) == source_backup["before"]
+        assert sign_in(client, user["username"]).status_code == 200
+        token = source_backup["token"]
+        session = client.get("/sessions/current", headers={"X-Session-Token": token})
+        assert session.status_code == 200, session.text
 
     # Now the database has users: left alone unless forced.
     compose.set_session_secret("n" * 43)
@@ -213,3 +209,30 @@ def test_a_compose_backup_restores_into_a_new_compose_stack(
     forced = compose.run("restore.sh", str(archive), "--force")
     assert forced.returncode == 0, forced.stderr
     assert compose.session_secret() == "k" * 43
+
+
+def test_backups_move_from_compose_to_native_mode_and_back(
+    postgres: PostgresCluster,
+    compose: Compose,
+    source_backup: dict[str, Any],
+    machines: Callable[[], Machine],
+) -> None:
+    user, before = source_backup["user"], source_backup["before"]
+    native = machines()
+    # compose's dump belongs to its superuser; native mode's app role takes it over.
+    restored = native.run_backup_tool("restore", str(source_backup["archive"]))
+    assert restored.returncode == 0, restored.stderr
+    assert native.stored_secrets()["SESSION_SECRET"] == "k" * 43
+    native_archive = native.data_dir.parent / "native.tar"
+    with native_stack(native) as client:
+        assert snapshot(client, [user["id"]]) == before
+        assert sign_in(client, user["username"]).status_code == 200
+        made = native.run_backup_tool("backup", "--output", str(native_archive))
+        assert made.returncode == 0, made.stderr
+
+    database = new_compose_database(postgres, compose)
+    back = compose.run("restore.sh", str(native_archive))
+    assert back.returncode == 0, back.stderr
+    assert compose.session_secret() == "k" * 43
+    with compose_db_api(postgres, database) as client:
+        assert snapshot(client, [user["id"]]) == before
