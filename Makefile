@@ -1,6 +1,6 @@
 # The verbs people reach for. Native mode runs everything as local processes;
 # compose users run `docker compose up --build` instead.
-.PHONY: run test test-native test-quick test-compose lint format bench clean help
+.PHONY: run backup restore test test-native test-quick test-compose lint format bench clean help
 
 PYTHON := .venv/bin/python
 
@@ -9,6 +9,12 @@ help:  ## list the targets
 
 run:  ## install what is missing, start the whole app on http://127.0.0.1:8080
 	native/run.sh
+
+backup:  ## back up native mode's chats and session key to backups/ (or FILE=...)
+	$(PYTHON) -m native.backup backup $(if $(FILE),--output "$(FILE)")
+
+restore:  ## restore FILE=... into native mode, stopped; FORCE=1 replaces existing users
+	$(PYTHON) -m native.backup restore $(if $(FILE),"$(FILE)") $(if $(filter 1,$(FORCE)),--force)
 
 test:  ## install what is missing, then lint and run every test tier (needs root for Docker)
 	native/bootstrap.sh --with-tests

@@ -121,20 +121,22 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def ensure_secrets(path: Path) -> dict[str, str]:
+def ensure_secrets(path: Path, *, replace: Mapping[str, str] | None = None) -> dict[str, str]:
     """Generate native mode's secrets once; keep them private and untracked.
 
-    Every Procfile process calls this at start, so the first run is a race:
-    an exclusive lock makes exactly one of them write the file.
+    `replace` sets some of them (a restored backup's). Every Procfile process calls
+    this at start, so the first run is a race: an exclusive lock makes exactly one of
+    them write the file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     with (path.parent / ".secrets.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         existing = read_env_file(path)
-        missing = [name for name in GENERATED_SECRETS if not existing.get(name)]
-        if missing:
-            for name in missing:
-                existing[name] = secrets.token_urlsafe(32)
+        changes = {
+            name: secrets.token_urlsafe(32) for name in GENERATED_SECRETS if not existing.get(name)
+        } | dict(replace or {})
+        if any(existing.get(name) != value for name, value in changes.items()):
+            existing.update(changes)
             draft = path.with_suffix(".tmp")
             draft.write_text(
                 "# Generated once by native mode. Keep private; delete to rotate.\n"

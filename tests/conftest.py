@@ -13,6 +13,7 @@ from tests.support.chat_ui import *  # noqa: F403
 from tests.support.db_api import *  # noqa: F403
 from tests.support.inprocess import *  # noqa: F403
 from tests.support.llama import *  # noqa: F403
+from tests.support.native import *  # noqa: F403
 from tests.support.nginx import *  # noqa: F403
 from tests.support.postgres import *  # noqa: F403
 
