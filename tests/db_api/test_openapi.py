@@ -68,7 +68,7 @@ def test_conflict_answer_is_documented(db_api: DbApiServer) -> None:
 def test_request_bodies_carry_examples(db_api: DbApiServer) -> None:
     schemas = httpx.get(f"{db_api.url}/openapi.json").json()["components"]["schemas"]
     for name in (
-        "UserCreate",
+        "SignUp",
         "ChatCreate",
         "ChatUpdate",
         "MessageCreate",
@@ -79,9 +79,10 @@ def test_request_bodies_carry_examples(db_api: DbApiServer) -> None:
 
 
 def test_the_rate_limited_answers_are_documented(db_api: DbApiServer) -> None:
-    """Each way of starting a reply, and starting a chat, may answer 429 with Retry-After."""
+    """Each way of starting a reply, starting a chat and signing up may answer 429."""
     spec = httpx.get(f"{db_api.url}/openapi.json").json()
     limited = [
+        ("post", "/users"),
         ("post", "/chats"),
         ("post", "/chats/{chat_id}/turns"),
         ("post", "/chats/{chat_id}/messages"),

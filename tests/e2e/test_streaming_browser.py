@@ -44,8 +44,11 @@ class ReplyEndedEarlyError(AssertionError):
 
 
 def still_generating(reply: Locator) -> None:
-    if reply.get_attribute("data-status") != "generating":
-        raise ReplyEndedEarlyError(f"the reply ended early: {reply.inner_text()[:200]!r}")
+    status = reply.get_attribute("data-status")
+    if status != "generating":
+        raise ReplyEndedEarlyError(
+            f"the reply ended early ({status}): {reply.inner_text()[:200]!r}"
+        )
 
 
 def wait_for_text(page: Page, reply: Locator, *, at_least: int = 1) -> str:
@@ -218,15 +221,19 @@ def test_scrolling_up_pauses_auto_scroll_and_the_bottom_resumes_it(
     page = tab.page
     sign_up(page, nginx.url, unique_username("scroll"))
     # A sampled model is sometimes brief; the behaviour needs a long reply, so ask again.
+    endings = []
     for _ in range(3):
         new_chat(page, nginx.url)
         try:
             check_scrolling_while_a_reply_streams(page)
             break
-        except ReplyEndedEarlyError:
-            continue
+        except ReplyEndedEarlyError as ended:
+            endings.append(str(ended))
+            # One reply at a time per person: the next try waits until this one is over.
+            page.keyboard.press("Escape")
+            expect(page.locator('.message--assistant[data-status="generating"]')).to_have_count(0)
     else:
-        pytest.fail("the model never wrote a reply long enough to scroll")
+        pytest.fail(f"the model never wrote a reply long enough to scroll: {endings}")
     assert tab.script_errors == []
 
 
