@@ -315,17 +315,22 @@ class Generation:
         """Renew the lease; None when db-api could not be asked (the next try will)."""
         try:
             return await self._store.renew()
-        except MessageStatusChanged:
-            logger.info("Reply %s is no longer being written; stopping", self.message_id)
-            self._stopped_elsewhere = True
-            self._cancel()
-        except ChatNotFound:
-            logger.info("Reply %s was deleted; stopping", self.message_id)
-            self._deleted = True
-            self._cancel()
+        except (MessageStatusChanged, ChatNotFound) as gone:
+            self._stop_for(gone)
         except ChatUiError as failure:
             logger.warning("Could not renew the lease on reply %s: %s", self.message_id, failure)
         return None
+
+    def _stop_for(self, gone: MessageStatusChanged | ChatNotFound) -> None:
+        """The reply is no longer ours to write (stopped elsewhere, lease lost, deleted)."""
+        if isinstance(gone, ChatNotFound):
+            # Deleted: nobody will read the rest, so free the model now.
+            logger.info("Reply %s was deleted; stopping", self.message_id)
+            self._deleted = True
+        else:
+            logger.info("Reply %s is no longer being written here; stopping", self.message_id)
+            self._stopped_elsewhere = True
+        self._cancel()
 
     def _publish(self, state: GenerationState) -> None:
         self._state = replace(state, version=self._state.version + 1)
@@ -344,15 +349,8 @@ class Generation:
     async def _save_progress(self, content: str) -> None:
         try:
             await self._store.save(content=content, status=None, if_status="generating")
-        except MessageStatusChanged:
-            logger.info("Reply %s was stopped elsewhere; stopping here too", self.message_id)
-            self._stopped_elsewhere = True
-            self._cancel()
-        except ChatNotFound:
-            # The chat was deleted: nobody will read the rest, so free the model now.
-            logger.info("Reply %s was deleted; stopping", self.message_id)
-            self._deleted = True
-            self._cancel()
+        except (MessageStatusChanged, ChatNotFound) as gone:
+            self._stop_for(gone)
         except ChatUiError as failure:
             # Keep generating: the next save (or the final one) carries the text anyway.
             logger.warning("Could not save progress of reply %s: %s", self.message_id, failure)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -512,14 +512,13 @@ class SearchResults(BaseModel):
 MAX_SESSION_AGE_SECONDS = 366 * 24 * 3600
 
 
-class SignUp(UserCreate):
-    """A new account, and the address it came from (sign-ups are limited per address)."""
-
-    client_ip: IPvAnyAddress | None = Field(
+def _client_ip(description: str) -> Any:
+    """The browser's address as the web tier saw it, for counting attempts per client."""
+    return Field(
         default=None,
-        description="The signing-up browser's address as the web tier saw it (an IPv6 "
-        "client counts as its /64).",
+        description=description,
         examples=["203.0.113.7"],
+        # Standard formats in the schema, so clients (and generated tests) know what is valid.
         json_schema_extra={
             "anyOf": [
                 {"type": "string", "format": "ipv4"},
@@ -530,22 +529,21 @@ class SignUp(UserCreate):
     )
 
 
+class SignUp(UserCreate):
+    """A new account, and the address it came from (sign-ups are limited per address)."""
+
+    client_ip: IPvAnyAddress | None = _client_ip(
+        "The signing-up browser's address as the web tier saw it (an IPv6 client counts as "
+        "its /64)."
+    )
+
+
 class LoginAttempt(UserCreate):
     """Credentials to check, and the address they came from (for per-client throttling)."""
 
-    client_ip: IPvAnyAddress | None = Field(
-        default=None,
-        description="The signing-in browser's address as the web tier saw it. Failures are "
-        "counted per address (an IPv6 client per /64) and per account from that address.",
-        examples=["203.0.113.7"],
-        # Standard formats in the schema, so clients (and generated tests) know what is valid.
-        json_schema_extra={
-            "anyOf": [
-                {"type": "string", "format": "ipv4"},
-                {"type": "string", "format": "ipv6"},
-                {"type": "null"},
-            ]
-        },
+    client_ip: IPvAnyAddress | None = _client_ip(
+        "The signing-in browser's address as the web tier saw it. Failures are counted per "
+        "address (an IPv6 client per /64) and per account from that address."
     )
 
 

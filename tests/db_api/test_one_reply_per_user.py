@@ -6,7 +6,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
 
 from harness.db_api import DbApiServer
 from harness.factories import (
@@ -18,6 +17,7 @@ from harness.factories import (
     finish_reply,
     user_headers,
 )
+from tests.support.db_api import cut_off_writer
 
 
 def _turn(client: httpx.Client, user: dict[str, Any], chat: dict[str, Any]) -> httpx.Response:
@@ -84,18 +84,7 @@ def test_a_reply_whose_writer_died_does_not_hold_the_user(
     user = create_user(db_api_client)
     stale_chat, fresh_chat = (create_chat(db_api_client, user_id=user["id"]) for _ in range(2))
     stale = create_turn(db_api_client, user_id=user["id"], chat_id=stale_chat["id"])
-    engine = create_engine(db_api.database_url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(
-                text(
-                    "UPDATE reply_jobs SET slot = 1000 + (message_id % 30000), "
-                    "lease_expires_at = now() - interval '1 second' WHERE message_id = :id"
-                ),
-                {"id": stale["reply"]["id"]},
-            )
-    finally:
-        engine.dispose()
+    cut_off_writer(db_api, stale["reply"]["id"])
     assert _turn(db_api_client, user, fresh_chat).status_code == 201
     assert [m["status"] for m in _messages(db_api_client, user, stale_chat)] == [
         "complete",
