@@ -145,7 +145,31 @@ def end_all_sessions(world: World) -> None:
     assert alive.status_code == 200
 
 
+def alices_sessions_alive(world: World) -> bool:
+    live = world.client.get("/sessions/current", headers={"X-Session-Token": world.alice_token})
+    return live.status_code == 200
+
+
+def list_sessions(world: World) -> None:
+    # Alice's token does not make her sessions Bob's to list, nor mark one as his.
+    listed = world.as_bob("GET", "/sessions", headers={"X-Session-Token": world.alice_token})
+    assert listed.status_code == 200
+    assert listed.json()["items"] == []
+
+
+def end_one_session(world: World) -> None:
+    listed = world.client.get("/sessions", headers=user_headers(world.alice["id"]))
+    alice_session = listed.json()["items"][0]["id"]
+    as_bob = world.as_bob("DELETE", f"/sessions/{alice_session}")
+    missing = world.as_bob("DELETE", f"/sessions/{uuid.uuid4()}")
+    assert as_bob.status_code == missing.status_code == 404
+    assert as_bob.json() == missing.json()
+    assert alices_sessions_alive(world)
+
+
 MATRIX: dict[tuple[str, str], Callable[[World], None]] = {
+    ("GET", "/sessions"): list_sessions,
+    ("DELETE", "/sessions/{session_id}"): end_one_session,
     ("GET", "/users/me"): me,
     ("GET", "/sessions/current"): resolve_session,
     ("GET", "/sessions/current/page"): page_view,
@@ -210,5 +234,9 @@ def test_every_non_health_route_needs_the_service_token(db_api: DbApiServer) -> 
         for method, path in sorted(
             MATRIX.keys() | {("POST", "/users"), ("POST", "/users/verify"), ("POST", "/sessions")}
         ):
-            concrete = path.replace("{chat_id}", str(uuid.uuid4())).replace("{message_id}", "1")
+            concrete = (
+                path.replace("{chat_id}", str(uuid.uuid4()))
+                .replace("{session_id}", str(uuid.uuid4()))
+                .replace("{message_id}", "1")
+            )
             assert anonymous.request(method, concrete).status_code == 401, (method, path)
