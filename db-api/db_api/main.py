@@ -14,7 +14,7 @@ from db_api.database import Database
 from db_api.docs import install_docs_pages
 from db_api.errors import install_error_handlers
 from db_api.limits import BodySizeLimitMiddleware
-from db_api.routes import chats, health, messages, reply_jobs, sessions, turns, users
+from db_api.routes import account, chats, health, messages, reply_jobs, sessions, turns, users
 
 DESCRIPTION = """
 Stores users, chats and messages for the chat app in PostgreSQL.
@@ -60,7 +60,10 @@ app = FastAPI(
     redoc_url=None,
     generate_unique_id_function=operation_id_from_name,
     openapi_tags=[
-        {"name": "users", "description": "Accounts and password checks."},
+        {
+            "name": "users",
+            "description": "Accounts, password checks, and the acting user's own account.",
+        },
         {"name": "sessions", "description": "Sign-ins: start, resolve, end."},
         {"name": "chats", "description": "The acting user's chats."},
         {
@@ -75,6 +78,7 @@ install_docs_pages(app)
 app.add_middleware(BodySizeLimitMiddleware)
 for router in (
     users.router,
+    account.router,
     sessions.router,
     chats.router,
     messages.router,

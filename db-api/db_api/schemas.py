@@ -651,3 +651,57 @@ class SessionList(BaseModel):
     """The acting user's live sign-ins, most recently seen first."""
 
     items: list[SessionDetail]
+
+
+# A password typed to confirm who is asking: any text could be a wrong one, so only the
+# form is checked. (Not `Password`: its example is a real test account's password.)
+ConfirmingPassword = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=1024,
+        examples=["what I typed at sign-in"],
+        json_schema_extra=NO_NUL,
+    ),
+    AfterValidator(_storable_text),
+]
+ConfirmingAddress = Annotated[
+    ClientAddress,
+    Field(
+        description="The browser's address as the web tier saw it; wrong passwords are "
+        "counted per account from that address, as at sign-in.",
+        examples=["203.0.113.7"],
+        json_schema_extra=ADDRESS_FORMATS,
+    ),
+]
+
+
+class PasswordChange(_Strict):
+    """A new password for the acting user, confirmed with the current one."""
+
+    current_password: ConfirmingPassword
+    new_password: Password
+    client_ip: ConfirmingAddress = None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "current_password": "what I typed at sign-in",
+                    "new_password": "a longer passphrase",
+                    "client_ip": "203.0.113.7",
+                }
+            ]
+        }
+    )
+
+
+class AccountDeletion(_Strict):
+    """Deleting the acting user's account, confirmed with its password."""
+
+    password: ConfirmingPassword
+    client_ip: ConfirmingAddress = None
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"password": "what I typed at sign-in"}]}
+    )

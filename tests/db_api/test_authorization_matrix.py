@@ -17,7 +17,14 @@ import pytest
 
 from db_api.main import app
 from harness.db_api import DbApiServer
-from harness.factories import add_message, create_chat, create_turn, create_user, user_headers
+from harness.factories import (
+    DEFAULT_PASSWORD,
+    add_message,
+    create_chat,
+    create_turn,
+    create_user,
+    user_headers,
+)
 from tests.support.routes import route_table
 
 SECRET = "alice-secret-words"
@@ -167,7 +174,30 @@ def end_one_session(world: World) -> None:
     assert alices_sessions_alive(world)
 
 
+def alice_still_signs_in(world: World) -> None:
+    answer = world.client.post(
+        "/users/verify", json={"username": world.alice["username"], "password": DEFAULT_PASSWORD}
+    )
+    assert answer.status_code == 200
+    assert alices_sessions_alive(world)
+
+
+def change_password(world: World) -> None:
+    # Every test user has the same password: Bob's change is his own, never Alice's.
+    body = {"current_password": DEFAULT_PASSWORD, "new_password": "Bob's new password"}
+    assert world.as_bob("POST", "/users/me/password", json=body).status_code == 204
+    alice_still_signs_in(world)
+
+
+def delete_account(world: World) -> None:
+    deleted = world.as_bob("DELETE", "/users/me", json={"password": DEFAULT_PASSWORD})
+    assert deleted.status_code == 204
+    alice_still_signs_in(world)
+
+
 MATRIX: dict[tuple[str, str], Callable[[World], None]] = {
+    ("POST", "/users/me/password"): change_password,
+    ("DELETE", "/users/me"): delete_account,
     ("GET", "/sessions"): list_sessions,
     ("DELETE", "/sessions/{session_id}"): end_one_session,
     ("GET", "/users/me"): me,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +26,16 @@ REFUSALS: dict[Action, str] = {
     "reply": "Too many replies started in a short time",
     "chat": "Too many chats created in a short time",
 }
+
+
+def bucket_key(action: Action, user_id: uuid.UUID) -> str:
+    return f"{action}:{user_id}"
+
+
+async def forget_buckets(db: AsyncSession, *, user_id: uuid.UUID) -> None:
+    """Delete the user's buckets (with the account: nothing else refers to them)."""
+    keys = [bucket_key(action, user_id) for action in REFUSALS]
+    await db.execute(delete(RateLimitBucket).where(RateLimitBucket.key.in_(keys)))
 
 
 async def take_token(
@@ -48,7 +58,7 @@ async def take_token(
     # the rollback then undoes the take.
     take = (
         insert(RateLimitBucket)
-        .values(key=f"{action}:{user_id}", tokens=limit.burst - 1, refilled_at=now)
+        .values(key=bucket_key(action, user_id), tokens=limit.burst - 1, refilled_at=now)
         .on_conflict_do_update(
             index_elements=[RateLimitBucket.key],
             set_={"tokens": refilled - 1, "refilled_at": now},
