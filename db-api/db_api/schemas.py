@@ -705,3 +705,13 @@ class AccountDeletion(_Strict):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"password": "what I typed at sign-in"}]}
     )
+
+
+class ChatExportPage(BaseModel):
+    """Some of the acting user's chats, each with all of its messages."""
+
+    items: list[ChatDetail]
+    next_after: uuid.UUID | None = Field(
+        description="Send it as `after` for the next page; null on the last page.",
+        examples=["8d3e4c1a-3f7b-4e8e-9a51-1b2c3d4e5f60"],
+    )

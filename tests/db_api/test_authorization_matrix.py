@@ -195,11 +195,18 @@ def delete_account(world: World) -> None:
     alice_still_signs_in(world)
 
 
+def export_chats(world: World) -> None:
+    response = world.as_bob("GET", "/chats/export")
+    assert response.status_code == 200
+    assert response.json() == {"items": [], "next_after": None}
+
+
 MATRIX: dict[tuple[str, str], Callable[[World], None]] = {
     ("POST", "/users/me/password"): change_password,
     ("DELETE", "/users/me"): delete_account,
     ("GET", "/sessions"): list_sessions,
     ("DELETE", "/sessions/{session_id}"): end_one_session,
+    ("GET", "/chats/export"): export_chats,
     ("GET", "/users/me"): me,
     ("GET", "/sessions/current"): resolve_session,
     ("GET", "/sessions/current/page"): page_view,
