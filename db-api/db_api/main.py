@@ -20,8 +20,10 @@ DESCRIPTION = """
 Stores users, chats and messages for the chat app in PostgreSQL.
 
 Every route except `/health/*` needs `Authorization: Bearer <SERVICE_TOKEN>`.
-Routes under `/chats` also need `X-User-Id: <uuid>`, the acting user: another
-user's chat answers 404 exactly like a missing one. Errors are
+Routes under `/chats` and `/users/me`, and those that list or end a user's sessions,
+also need `X-User-Id: <uuid>`, the acting user: another user's chat (or session)
+answers 404 exactly like a missing one. A new password and deleting the account ask
+for the password again; a wrong one answers 403. Errors are
 `{"detail": "human message"}`; 422 keeps FastAPI's list of problems; a conditional
 message update (`if_status`) that no longer applies answers 409 with the message's
 current `status`. Starting replies and creating chats are rate-limited per user: beyond
