@@ -29,17 +29,20 @@ from chat_ui.errors import (
     ReplyInOtherChat,
     SendingTooFast,
     SigningUpTooFast,
+    SignInNotFound,
     SignInRequired,
     StartingChatsTooFast,
     TooManyAttempts,
     UpstreamMisbehaved,
     UsernameTaken,
     WrongCredentials,
+    WrongPassword,
     db_api_problem_message,
 )
 from chat_ui.schemas import (
     AdoptedReply,
     ChatDetail,
+    ChatExportPage,
     ChatPage,
     ChatPublic,
     MessagePublic,
@@ -50,6 +53,8 @@ from chat_ui.schemas import (
     SearchHit,
     SearchResults,
     SessionCreated,
+    SessionDetail,
+    SessionList,
     SessionPublic,
     TurnPublic,
     UserPublic,
@@ -71,6 +76,8 @@ CHAT_ERRORS: ErrorByStatus = {404: ChatNotFound}
 TURN_ERRORS: ErrorByStatus = {404: ChatNotFound, 409: GenerationInProgress, 429: SendingTooFast}
 # A conditional message update (if_status) that lost the race answers 409; setting a
 # reply back to "generating" (a retry) takes from the same rate limit as a turn.
+# A wrong password answers 403; an account deleted meanwhile, 404 (its sessions are gone too).
+ACCOUNT_ERRORS: ErrorByStatus = {403: WrongPassword, 404: SignInRequired}
 MESSAGE_UPDATE_ERRORS: ErrorByStatus = {
     404: ChatNotFound,
     409: MessageStatusChanged,
@@ -160,14 +167,24 @@ class DbClient:
 
     # Sessions
 
-    async def start_session(self, user_id: uuid.UUID, *, max_age_seconds: int) -> SessionCreated:
-        """A new server-side sign-in; its token goes into the cookie, db-api keeps a hash."""
-        response = await self._request(
-            "POST",
-            "/sessions",
-            json={"user_id": str(user_id), "max_age_seconds": max_age_seconds},
-            errors={404: SignInRequired},
-        )
+    async def start_session(
+        self,
+        user_id: uuid.UUID,
+        *,
+        max_age_seconds: int,
+        user_agent: str | None = None,
+        client_ip: str | None = None,
+    ) -> SessionCreated:
+        """A new server-side sign-in; its token goes into the cookie, db-api keeps a hash.
+
+        The browser's `user_agent` and `client_ip` are what the account page lists it by.
+        """
+        body: dict[str, str | int] = {"user_id": str(user_id), "max_age_seconds": max_age_seconds}
+        if user_agent is not None:
+            body["user_agent"] = user_agent
+        if client_ip is not None:
+            body["client_ip"] = client_ip
+        response = await self._request("POST", "/sessions", json=body, errors={404: SignInRequired})
         return self._parse(SessionCreated, response)
 
     async def resolve_session(self, token: str) -> UserPublic:
@@ -212,6 +229,71 @@ class DbClient:
     async def end_all_sessions(self, user_id: uuid.UUID) -> None:
         """Sign the user out on every device."""
         await self._request("DELETE", "/sessions", user_id=user_id)
+
+    async def list_sessions(self, user_id: uuid.UUID, *, token: str) -> list[SessionDetail]:
+        """The user's live sign-ins, most recently seen first; `token`'s is marked current."""
+        response = await self._request(
+            "GET", "/sessions", user_id=user_id, headers={"X-Session-Token": token}
+        )
+        return self._parse(SessionList, response).items
+
+    async def end_session_by_id(self, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+        """Sign out one of the user's browsers; SignInNotFound unless it is (still) theirs."""
+        await self._request(
+            "DELETE", f"/sessions/{session_id}", user_id=user_id, errors={404: SignInNotFound}
+        )
+
+    # The account
+
+    async def change_password(
+        self,
+        user_id: uuid.UUID,
+        *,
+        current_password: str,
+        new_password: str,
+        keep_token: str,
+        client_ip: str | None = None,
+    ) -> None:
+        """A new password; every sign-in but `keep_token`'s ends. WrongPassword if
+        `current_password` is not the user's (counted like a failed sign-in from `client_ip`)."""
+        body = {"current_password": current_password, "new_password": new_password}
+        if client_ip is not None:
+            body["client_ip"] = client_ip
+        await self._request(
+            "POST",
+            "/users/me/password",
+            user_id=user_id,
+            json=body,
+            headers={"X-Session-Token": keep_token},
+            errors=ACCOUNT_ERRORS,
+            patience=PASSWORD_TIMEOUT,
+        )
+
+    async def delete_account(
+        self, user_id: uuid.UUID, *, password: str, client_ip: str | None = None
+    ) -> None:
+        """Delete the user, their chats and sign-ins; WrongPassword if `password` is wrong."""
+        body = {"password": password}
+        if client_ip is not None:
+            body["client_ip"] = client_ip
+        await self._request(
+            "DELETE",
+            "/users/me",
+            user_id=user_id,
+            json=body,
+            errors=ACCOUNT_ERRORS,
+            patience=PASSWORD_TIMEOUT,
+        )
+
+    async def export_chats(
+        self, user_id: uuid.UUID, *, after: uuid.UUID | None = None, limit: int = 20
+    ) -> ChatExportPage:
+        """`limit` of the user's chats with their messages, after the chat id `after`."""
+        params: dict[str, int | str] = {"limit": limit}
+        if after is not None:
+            params["after"] = str(after)
+        response = await self._request("GET", "/chats/export", user_id=user_id, params=params)
+        return self._parse(ChatExportPage, response)
 
     # Chats
 

@@ -91,6 +91,18 @@ class WrongCredentials(ChatUiError):
     message = "Wrong username or password."
 
 
+class WrongPassword(ChatUiError):
+    """The password asked again before changing or deleting the account did not match."""
+
+    status_code = 403
+    message = "That is not your current password."
+
+
+class SignInNotFound(PageNotFound):
+    # Someone else's sign-in answers exactly like one that has ended.
+    message = "That sign-in has ended already."
+
+
 class UsernameTaken(ChatUiError):
     status_code = 409
     message = "That username is taken. Please choose another one."
@@ -214,6 +226,9 @@ DB_API_PROBLEMS: Mapping[tuple[str, str], str] = {
     ("password", "string_too_short"): "Passwords need at least {min_length} characters.",
     ("password", "string_too_long"): "Passwords can be at most {max_length} characters.",
     ("password", "nul_character"): "Passwords can't contain NUL characters.",
+    ("new_password", "string_too_short"): "Passwords need at least {min_length} characters.",
+    ("new_password", "string_too_long"): "Passwords can be at most {max_length} characters.",
+    ("new_password", "nul_character"): "Passwords can't contain NUL characters.",
     ("title", "string_too_short"): "Give the chat a title.",
     ("title", "string_too_long"): "Chat titles can be at most {max_length} characters.",
     ("title", "nul_character"): "Chat titles can't contain NUL characters.",

@@ -24,7 +24,7 @@ from chat_ui.lm_client import LmClient
 from chat_ui.middleware import SecurityHeadersMiddleware, SessionCookie
 from chat_ui.page_cache import PageCache
 from chat_ui.pages import STATIC_DIR
-from chat_ui.routes import auth, chats, health, manage, messages
+from chat_ui.routes import account, auth, chats, health, manage, messages
 from chat_ui.views import error_page, show_failure, show_route_failure, sign_in_redirect
 
 logger = logging.getLogger("chat_ui")
@@ -79,6 +79,7 @@ app.include_router(auth.router)
 app.include_router(chats.router)
 app.include_router(messages.router)
 app.include_router(manage.router)
+app.include_router(account.router)
 
 
 async def show_error(request: Request, error: ChatUiError) -> Response:

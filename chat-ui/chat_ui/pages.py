@@ -21,6 +21,7 @@ from chat_ui.config import get_settings
 from chat_ui.errors import ChatUiError
 from chat_ui.markdown import render_markdown_cached
 from chat_ui.sessions import csrf_token, session_user
+from chat_ui.user_agents import describe_browser
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -60,6 +61,7 @@ _environment = jinja2.Environment(
 )
 _environment.filters["short_date"] = short_date
 _environment.filters["markdown"] = render_markdown_cached
+_environment.filters["browser"] = describe_browser
 templates = Jinja2Templates(env=_environment, context_processors=[_shared_context])
 
 

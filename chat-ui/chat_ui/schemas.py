@@ -109,3 +109,27 @@ class PageView(_Upstream):
 
 class SessionCreated(SessionPublic):
     token: str
+
+
+class SessionDetail(_Upstream):
+    """One of the user's live sign-ins, as the account page lists it."""
+
+    id: uuid.UUID
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    user_agent: str | None
+    client_ip: str | None
+    # The sign-in of the browser asking (the cookie's token).
+    current: bool
+
+
+class SessionList(_Upstream):
+    items: list[SessionDetail]
+
+
+class ChatExportPage(_Upstream):
+    """Some of the user's chats with their messages; `next_after` asks for the next ones."""
+
+    items: list[ChatDetail]
+    next_after: uuid.UUID | None

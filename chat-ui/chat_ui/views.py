@@ -65,6 +65,8 @@ logger = logging.getLogger(__name__)
 
 # Flash keys: the page that shows the values, set by the route that fails or finishes.
 CHAT_LIST_FLASH = "chat-list"
+# The sign-in page's notice after signing out (or deleting the account).
+SIGN_IN_FLASH = "sign-in"
 
 
 def rename_flash_key(chat_id: uuid.UUID) -> str:

@@ -52,3 +52,14 @@ CurrentUserId = Annotated[
         description="The acting user; every chat query is limited to this user's data.",
     ),
 ]
+
+# For routes that only mark or keep the caller's own session (`routes/sessions.py`
+# resolves sessions with a required one).
+OptionalSessionToken = Annotated[
+    str | None,
+    Header(
+        alias="X-Session-Token",
+        max_length=200,
+        description="The caller's own session token, if it has one; never put it in a URL.",
+    ),
+]

@@ -49,6 +49,13 @@ class InvalidCredentialsError(AppError):
     detail = "Wrong username or password"
 
 
+class WrongPasswordError(AppError):
+    """The acting user's password, asked again before changing or deleting the account."""
+
+    status_code = 403
+    detail = "Wrong password"
+
+
 class UsernameTakenError(AppError):
     status_code = 409
     detail = "Username is already taken"

@@ -14,14 +14,16 @@ from db_api.database import Database
 from db_api.docs import install_docs_pages
 from db_api.errors import install_error_handlers
 from db_api.limits import BodySizeLimitMiddleware
-from db_api.routes import chats, health, messages, reply_jobs, sessions, turns, users
+from db_api.routes import account, chats, health, messages, reply_jobs, sessions, turns, users
 
 DESCRIPTION = """
 Stores users, chats and messages for the chat app in PostgreSQL.
 
 Every route except `/health/*` needs `Authorization: Bearer <SERVICE_TOKEN>`.
-Routes under `/chats` also need `X-User-Id: <uuid>`, the acting user: another
-user's chat answers 404 exactly like a missing one. Errors are
+Routes under `/chats` and `/users/me`, and those that list or end a user's sessions,
+also need `X-User-Id: <uuid>`, the acting user: another user's chat (or session)
+answers 404 exactly like a missing one. A new password and deleting the account ask
+for the password again; a wrong one answers 403. Errors are
 `{"detail": "human message"}`; 422 keeps FastAPI's list of problems; a conditional
 message update (`if_status`) that no longer applies answers 409 with the message's
 current `status`. Starting replies and creating chats are rate-limited per user: beyond
@@ -60,7 +62,10 @@ app = FastAPI(
     redoc_url=None,
     generate_unique_id_function=operation_id_from_name,
     openapi_tags=[
-        {"name": "users", "description": "Accounts and password checks."},
+        {
+            "name": "users",
+            "description": "Accounts, password checks, and the acting user's own account.",
+        },
         {"name": "sessions", "description": "Sign-ins: start, resolve, end."},
         {"name": "chats", "description": "The acting user's chats."},
         {
@@ -75,6 +80,7 @@ install_docs_pages(app)
 app.add_middleware(BodySizeLimitMiddleware)
 for router in (
     users.router,
+    account.router,
     sessions.router,
     chats.router,
     messages.router,

@@ -196,6 +196,10 @@ class SignIn(Base):
     created_at: Mapped[datetime] = _timestamp()
     last_seen_at: Mapped[datetime] = _timestamp()
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # What the account page shows, so a person can tell their sign-ins apart (0008).
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+    # 45: the longest text form of an IPv6 address.
+    client_ip: Mapped[str | None] = mapped_column(String(45))
 
 
 class LoginThrottle(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -510,6 +511,44 @@ class SearchResults(BaseModel):
 # ---- sign-in sessions ------------------------------------------------------
 
 MAX_SESSION_AGE_SECONDS = 366 * 24 * 3600
+MAX_USER_AGENT_CHARS = 200
+
+
+def _short_user_agent(value: object) -> object:
+    # Browsers send a few hundred characters; the start names the browser and system.
+    if not isinstance(value, str):
+        return value
+    return _storable_text(" ".join(value.split())[:MAX_USER_AGENT_CHARS])
+
+
+def _without_zone(address: IPv4Address | IPv6Address | None) -> IPv4Address | IPv6Address | None:
+    """The address as a person reads it: an IPv4 client as IPv4, with no IPv6 zone index
+    (which names an interface of the web tier's host, not the browser)."""
+    if isinstance(address, IPv6Address):
+        address = IPv6Address(str(address).split("%", 1)[0])
+        return address.ipv4_mapped or address
+    return address
+
+
+UserAgent = Annotated[
+    str,
+    Field(
+        description="The browser's `User-Agent`; whitespace collapsed, then cut to its "
+        f"first {MAX_USER_AGENT_CHARS} characters.",
+        examples=["Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"],
+        json_schema_extra=NO_NUL,
+    ),
+    BeforeValidator(_short_user_agent),
+]
+ClientAddress = Annotated[IPvAnyAddress | None, AfterValidator(_without_zone)]
+# Standard formats in the schema, so clients (and generated tests) know what is valid.
+ADDRESS_FORMATS: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "format": "ipv4"},
+        {"type": "string", "format": "ipv6"},
+        {"type": "null"},
+    ]
+}
 
 
 def _client_ip(description: str) -> Any:
@@ -557,6 +596,26 @@ class SessionCreate(_Strict):
         description="How long the sign-in lasts.",
         examples=[1209600],
     )
+    user_agent: UserAgent | None = None
+    client_ip: ClientAddress = Field(
+        default=None,
+        description="The browser's address as the web tier saw it, listed with the session.",
+        examples=["203.0.113.7"],
+        json_schema_extra=ADDRESS_FORMATS,
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "2f1c7a4e-8a0e-4c53-9a57-4c3b7d0b9a11",
+                    "max_age_seconds": 1209600,
+                    "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Firefox/128.0",
+                    "client_ip": "203.0.113.7",
+                }
+            ]
+        }
+    )
 
 
 class SessionPublic(BaseModel):
@@ -584,3 +643,91 @@ class SessionCreated(SessionPublic):
     """A new sign-in. `token` is shown only once; db-api keeps only its hash."""
 
     token: str = Field(description="Opaque secret for `X-Session-Token`; 43 characters.")
+
+
+class SessionDetail(BaseModel):
+    """One of the acting user's live sign-ins, as an account page lists it."""
+
+    id: uuid.UUID
+    created_at: datetime
+    last_seen_at: datetime = Field(description="When it was last used, to the minute.")
+    expires_at: datetime
+    user_agent: str | None = Field(
+        description="The browser's `User-Agent` (its start), if chat-ui sent it.",
+        examples=["Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"],
+    )
+    client_ip: str | None = Field(
+        description="The address it was started from, if chat-ui sent it.",
+        examples=["203.0.113.7"],
+    )
+    current: bool = Field(description="Whether this is the session named by `X-Session-Token`.")
+
+
+class SessionList(BaseModel):
+    """The acting user's live sign-ins, most recently seen first."""
+
+    items: list[SessionDetail]
+
+
+# A password typed to confirm who is asking: any text could be a wrong one, so only the
+# form is checked. (Not `Password`: its example is a real test account's password.)
+ConfirmingPassword = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=1024,
+        examples=["what I typed at sign-in"],
+        json_schema_extra=NO_NUL,
+    ),
+    AfterValidator(_storable_text),
+]
+ConfirmingAddress = Annotated[
+    ClientAddress,
+    Field(
+        description="The browser's address as the web tier saw it; wrong passwords are "
+        "counted per account from that address, as at sign-in.",
+        examples=["203.0.113.7"],
+        json_schema_extra=ADDRESS_FORMATS,
+    ),
+]
+
+
+class PasswordChange(_Strict):
+    """A new password for the acting user, confirmed with the current one."""
+
+    current_password: ConfirmingPassword
+    new_password: Password
+    client_ip: ConfirmingAddress = None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "current_password": "what I typed at sign-in",
+                    "new_password": "a longer passphrase",
+                    "client_ip": "203.0.113.7",
+                }
+            ]
+        }
+    )
+
+
+class AccountDeletion(_Strict):
+    """Deleting the acting user's account, confirmed with its password."""
+
+    password: ConfirmingPassword
+    client_ip: ConfirmingAddress = None
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"password": "what I typed at sign-in"}]}
+    )
+
+
+class ChatExportPage(BaseModel):
+    """Some of the acting user's chats, each with all of its messages."""
+
+    items: list[ChatDetail]
+    next_after: uuid.UUID | None = Field(
+        description="Send it as `after` for the next page; null on the last page.",
+        examples=["8d3e4c1a-3f7b-4e8e-9a51-1b2c3d4e5f60"],
+    )

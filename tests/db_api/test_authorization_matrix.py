@@ -17,7 +17,14 @@ import pytest
 
 from db_api.main import app
 from harness.db_api import DbApiServer
-from harness.factories import add_message, create_chat, create_turn, create_user, user_headers
+from harness.factories import (
+    DEFAULT_PASSWORD,
+    add_message,
+    create_chat,
+    create_turn,
+    create_user,
+    user_headers,
+)
 from tests.support.routes import route_table
 
 SECRET = "alice-secret-words"
@@ -145,7 +152,61 @@ def end_all_sessions(world: World) -> None:
     assert alive.status_code == 200
 
 
+def alices_sessions_alive(world: World) -> bool:
+    live = world.client.get("/sessions/current", headers={"X-Session-Token": world.alice_token})
+    return live.status_code == 200
+
+
+def list_sessions(world: World) -> None:
+    # Alice's token does not make her sessions Bob's to list, nor mark one as his.
+    listed = world.as_bob("GET", "/sessions", headers={"X-Session-Token": world.alice_token})
+    assert listed.status_code == 200
+    assert listed.json()["items"] == []
+
+
+def end_one_session(world: World) -> None:
+    listed = world.client.get("/sessions", headers=user_headers(world.alice["id"]))
+    alice_session = listed.json()["items"][0]["id"]
+    as_bob = world.as_bob("DELETE", f"/sessions/{alice_session}")
+    missing = world.as_bob("DELETE", f"/sessions/{uuid.uuid4()}")
+    assert as_bob.status_code == missing.status_code == 404
+    assert as_bob.json() == missing.json()
+    assert alices_sessions_alive(world)
+
+
+def alice_still_signs_in(world: World) -> None:
+    answer = world.client.post(
+        "/users/verify", json={"username": world.alice["username"], "password": DEFAULT_PASSWORD}
+    )
+    assert answer.status_code == 200
+    assert alices_sessions_alive(world)
+
+
+def change_password(world: World) -> None:
+    # Every test user has the same password: Bob's change is his own, never Alice's.
+    body = {"current_password": DEFAULT_PASSWORD, "new_password": "Bob's new password"}
+    assert world.as_bob("POST", "/users/me/password", json=body).status_code == 204
+    alice_still_signs_in(world)
+
+
+def delete_account(world: World) -> None:
+    deleted = world.as_bob("DELETE", "/users/me", json={"password": DEFAULT_PASSWORD})
+    assert deleted.status_code == 204
+    alice_still_signs_in(world)
+
+
+def export_chats(world: World) -> None:
+    response = world.as_bob("GET", "/chats/export")
+    assert response.status_code == 200
+    assert response.json() == {"items": [], "next_after": None}
+
+
 MATRIX: dict[tuple[str, str], Callable[[World], None]] = {
+    ("POST", "/users/me/password"): change_password,
+    ("DELETE", "/users/me"): delete_account,
+    ("GET", "/sessions"): list_sessions,
+    ("DELETE", "/sessions/{session_id}"): end_one_session,
+    ("GET", "/chats/export"): export_chats,
     ("GET", "/users/me"): me,
     ("GET", "/sessions/current"): resolve_session,
     ("GET", "/sessions/current/page"): page_view,
@@ -210,5 +271,9 @@ def test_every_non_health_route_needs_the_service_token(db_api: DbApiServer) -> 
         for method, path in sorted(
             MATRIX.keys() | {("POST", "/users"), ("POST", "/users/verify"), ("POST", "/sessions")}
         ):
-            concrete = path.replace("{chat_id}", str(uuid.uuid4())).replace("{message_id}", "1")
+            concrete = (
+                path.replace("{chat_id}", str(uuid.uuid4()))
+                .replace("{session_id}", str(uuid.uuid4()))
+                .replace("{message_id}", "1")
+            )
             assert anonymous.request(method, concrete).status_code == 401, (method, path)

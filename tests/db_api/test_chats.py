@@ -1,8 +1,9 @@
-"""Chats: create, list (paged, newest activity first), read, rename, delete."""
+"""Chats: create, list (paged, newest activity first), read, rename, delete, export."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -111,3 +112,34 @@ def test_delete_chat_removes_its_messages(db_api: DbApiServer, db_api_client: ht
     finally:
         engine.dispose()
     assert left == 0
+
+
+def test_the_export_pages_through_every_chat_once_with_its_messages(
+    db_api_client: httpx.Client,
+) -> None:
+    user, other = create_user(db_api_client), create_user(db_api_client)
+    made = {}
+    for number in range(5):
+        chat = create_chat(db_api_client, user_id=user["id"], title=f"Chat {number}")
+        add_message(db_api_client, user_id=user["id"], chat_id=chat["id"], content=f"m{number}")
+        made[chat["id"]] = f"m{number}"
+    create_chat(db_api_client, user_id=other["id"], title="Not theirs")
+    pages, after = [], None
+    while True:
+        params: dict[str, Any] = {"limit": 2} | ({"after": after} if after else {})
+        response = db_api_client.get(
+            "/chats/export", params=params, headers=user_headers(user["id"])
+        )
+        assert response.status_code == 200, response.text
+        pages.append(response.json()["items"])
+        after = response.json()["next_after"]
+        if after is None:
+            break
+        # A chat that changes meanwhile moves in the chat list, not in the export.
+        add_message(db_api_client, user_id=user["id"], chat_id=pages[0][0]["id"], content="new")
+    assert [len(page) for page in pages] == [2, 2, 1]
+    exported = [chat for page in pages for chat in page]
+    assert sorted(chat["id"] for chat in exported) == sorted(made)
+    for chat in exported:
+        assert chat["messages"][0]["content"] == made[chat["id"]]
+        assert "Not theirs" not in chat["title"]

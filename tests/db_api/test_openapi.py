@@ -25,7 +25,7 @@ def test_every_operation_is_named_and_summarised(db_api: DbApiServer) -> None:
         for method, operation in item.items()
         if method in HTTP_METHODS
     ]
-    assert len(operations) == 23
+    assert len(operations) == 28
     for path, method, operation in operations:
         where = f"{method.upper()} {path}"
         assert operation.get("summary"), where
@@ -74,6 +74,9 @@ def test_request_bodies_carry_examples(db_api: DbApiServer) -> None:
         "MessageCreate",
         "MessageUpdate",
         "TurnCreate",
+        "SessionCreate",
+        "PasswordChange",
+        "AccountDeletion",
     ):
         assert schemas[name].get("examples"), name
 
@@ -101,4 +104,10 @@ def test_the_rate_limited_answers_are_documented(db_api: DbApiServer) -> None:
         for method, operation in item.items()
         if method in HTTP_METHODS and "429" in operation["responses"]
     }
-    assert answering_429 == {*limited, ("post", "/users/verify")}
+    # Password checks, throttled like sign-ins.
+    checking_passwords = {
+        ("post", "/users/verify"),
+        ("post", "/users/me/password"),
+        ("delete", "/users/me"),
+    }
+    assert answering_429 == {*limited, *checking_passwords}

@@ -118,6 +118,16 @@ def test_other_users_chats_are_not_found_by_search(
         assert response.json()["items"] == []
 
 
+def test_other_users_chats_are_not_exported(
+    db_api_client: httpx.Client, alice_chat: dict[str, Any]
+) -> None:
+    bob = user_headers(alice_chat["bob"]["id"])
+    for params in ({}, {"after": str(uuid.UUID(int=0))}, {"limit": 50}):
+        response = db_api_client.get("/chats/export", params=params, headers=bob)
+        assert response.status_code == 200
+        assert response.json() == {"items": [], "next_after": None}
+
+
 def test_other_users_chats_are_not_listed(
     db_api_client: httpx.Client, alice_chat: dict[str, Any]
 ) -> None:

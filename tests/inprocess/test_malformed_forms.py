@@ -37,6 +37,10 @@ TYPED = {
     "content": "Words typed into the message box",
     "title": "A title typed in",
     "everywhere": "1",
+    "current_password": DEFAULT_PASSWORD,
+    "new_password": "A new password typed in",
+    "new_password_confirm": "A new password typed in",
+    "session_id": str(uuid.uuid4()),
 }
 A_FILE = ("notes.txt", b"what a file holds", "text/plain")
 HUMAN_WORDS = MalformedForm.message

@@ -7,6 +7,7 @@ app itself, so a new route is covered signed in and signed out without being lis
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -64,6 +65,20 @@ def chat_with_a_reply(inprocess: InProcessApp, owner: Browser) -> tuple[str, int
     return chat_id, reply["id"]
 
 
+def another_session_of(inprocess: InProcessApp, owner: Browser) -> str:
+    """The id of a second sign-in of `owner` (on another browser), from the account page."""
+    other = inprocess.browser()
+    csrf = other.csrf_token()
+    signed_in = other.http.post(
+        "/login",
+        data={"csrf_token": csrf, "username": owner.username, "password": DEFAULT_PASSWORD},
+    )
+    assert signed_in.status_code in (200, 303), signed_in.status_code
+    found = re.search(r'name="session_id" value="([^"]+)"', owner.get("/account").text)
+    assert found is not None
+    return found.group(1)
+
+
 def request_under_a_forged_host(
     inprocess: InProcessApp, browser: Browser, account: Browser, route: tuple[str, str]
 ) -> httpx.Response:
@@ -77,6 +92,13 @@ def request_under_a_forged_host(
     if path == "/signup":
         form |= {"username": unique_username("host"), "password": DEFAULT_PASSWORD}
         form["password_confirm"] = DEFAULT_PASSWORD
+    if path == "/account/password":
+        form |= {"current_password": DEFAULT_PASSWORD, "new_password": "another long password"}
+        form["new_password_confirm"] = form["new_password"]
+    if path == "/account/delete":
+        form["password"] = DEFAULT_PASSWORD
+    if path == "/account/sessions/end" and browser.username:
+        form["session_id"] = another_session_of(inprocess, browser)
     # The browser's cookies as they are now (the CSRF token's session included).
     client = inprocess.client(follow_redirects=False, cookies=browser.http.cookies)
     response: httpx.Response = client.request(

@@ -9,6 +9,7 @@ Bob, answers 404 without a word of Alice's, and changes nothing.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -46,6 +47,13 @@ OWN_OR_PUBLIC = {
     ("GET", "/signup"): "public form",
     ("POST", "/signup"): "public form",
     ("POST", "/logout"): "ends the caller's own session",
+    ("GET", "/account"): "lists Bob's own sign-ins (tests/inprocess/test_account.py)",
+    ("POST", "/account/password"): "changes Bob's own password",
+    ("POST", "/account/sessions/end"): "Alice's sign-in is not found for Bob (checked below)",
+    ("GET", "/account/sign-out-everywhere"): "a confirmation page",
+    ("GET", "/account/export"): "exports Bob's own chats (tests/inprocess/test_account.py)",
+    ("GET", "/account/delete"): "a confirmation page",
+    ("POST", "/account/delete"): "deletes Bob's own account",
     ("GET", "/health"): "no data",
     ("GET", "/health/ready"): "no data",
 }
@@ -62,10 +70,12 @@ def alice_and_bob(inprocess: InProcessApp) -> dict[str, Any]:
     db = inprocess.db
     inprocess.call(db.add_message, alice_id, chat_id, content=SECRET)
     turn = inprocess.call(db.start_turn, alice_id, chat_id, content=SECRET)
+    alice_session_id = next(s.id for s in db.sessions.values() if s.user_id == alice_id)
     return {
         "alice": alice,
         "bob": bob,
         "alice_id": alice_id,
+        "alice_session_id": str(alice_session_id),
         "chat_id": chat_id,
         "reply_id": turn["reply"]["id"],
         "app": inprocess,
@@ -113,6 +123,15 @@ def test_bobs_own_pages_show_nothing_of_alices(alice_and_bob: dict[str, Any]) ->
         assert 'class="search-result"' not in response.text
 
 
+def test_bob_cannot_sign_out_alices_browser(alice_and_bob: dict[str, Any]) -> None:
+    bob: Browser = alice_and_bob["bob"]
+    for session_id in (alice_and_bob["alice_session_id"], str(uuid.uuid4()), "not-an-id"):
+        response = bob.submit("/account/sessions/end", {"session_id": session_id})
+        assert response.status_code == 404, session_id
+        assert "That sign-in has ended already." in response.text
+    assert alice_and_bob["alice"].get("/chats").url.path == "/chats"  # still signed in
+
+
 @pytest.mark.parametrize("route", sorted(STATE_CHANGING), ids=" ".join)
 @pytest.mark.parametrize("token", ["missing", "wrong", "another session's"])
 def test_every_state_change_needs_this_sessions_csrf_token(
@@ -122,12 +141,17 @@ def test_every_state_change_needs_this_sessions_csrf_token(
     method, template = route
     path = template.format(chat_id=alice_and_bob["chat_id"])
     form = dict(CHAT_ROUTES.get(route) or {})
+    # Every field a route reads, so a check that let the form through would change something.
     form |= {
         "username": alice.username,
         "password": alice.password,
         "password_confirm": alice.password,
         "content": "hi",
         "title": "changed",
+        "current_password": alice.password,
+        "new_password": "a changed password",
+        "new_password_confirm": "a changed password",
+        "session_id": alice_and_bob["alice_session_id"],
     }
     if token == "wrong":
         form["csrf_token"] = "x" * 43
@@ -144,3 +168,5 @@ def test_every_state_change_needs_this_sessions_csrf_token(
     assert "Your session expired or the form is stale" in response.text
     assert alice_chat(alice_and_bob) == before
     assert alice.get("/chats").url.path == "/chats"  # still signed in
+    inprocess: InProcessApp = alice_and_bob["app"]
+    assert inprocess.call(inprocess.db.accepts_password, alice.username, alice.password)

@@ -12,8 +12,11 @@ read and closed) is the production code:
   (`if_status`, 409 with the current status), request ids that answer what they stored
   before (200 instead of 201), the per-user rate limits on starting replies and creating
   chats (429 with `Retry-After`; off unless a test sets `reply_limit` or `chat_limit`),
-  and the page view's revision and ETag (every change to a
-  user's chats or messages bumps it; a matching `If-None-Match` gets 304). Request
+  the page view's revision and ETag (every change to a user's chats or messages bumps
+  it; a matching `If-None-Match` gets 304), and the account's own routes (sessions
+  listed and ended one by one; a new password ends the other sessions and a deletion
+  takes everything of the user, both 403 for a wrong password, which counts towards
+  the same lock as a failed sign-in). Request
   bodies and search queries are validated with db-api's own models (`db_api.schemas`),
   so a refusal is db-api's 422 with its `detail`; answers are built through db-api's
   response models, so they have its documented shapes (`tests/unit/test_fakes.py`
@@ -133,6 +136,9 @@ class _Session:
     user_id: uuid.UUID
     expires_at: datetime
     created_at: datetime
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    user_agent: str | None = None
+    client_ip: str | None = None
 
 
 @dataclass
@@ -203,6 +209,11 @@ class FakeDbApi:
 
     def user_id(self, username: str) -> uuid.UUID:
         return next(u.id for u in self.users.values() if u.username == username)
+
+    def accepts_password(self, username: str, password: str) -> bool:
+        """Whether `username` exists and `password` is (still) theirs."""
+        user = next((u for u in self.users.values() if u.username == username), None)
+        return user is not None and user.password_sha256 == _sha256(password)
 
     def chat_json(self, owner_id: Id, chat_id: Id) -> dict[str, Any]:
         """The chat with its messages, as `GET /chats/{id}` answers it."""
@@ -300,6 +311,19 @@ class FakeDbApi:
             case "DELETE", ["sessions"]:
                 self.end_all_sessions(self._acting(acting))
                 return 204, None, {}
+            case "GET", ["sessions"]:
+                return 200, self._list_sessions(self._acting(acting), token), {}
+            case "DELETE", ["sessions", session_text]:
+                self._end_session_by_id(self._acting(acting), session_text)
+                return 204, None, {}
+            case "POST", ["users", "me", "password"]:
+                self._change_password(self._acting(acting), token, body)
+                return 204, None, {}
+            case "DELETE", ["users", "me"]:
+                self._delete_account(self._acting(acting), body)
+                return 204, None, {}
+            case "GET", ["chats", "export"]:
+                return 200, self._export(self._acting(acting), params), {}
             case "GET", ["chats"]:
                 return 200, self._list_chats(self._acting(acting), params), {}
             case "POST", ["chats"]:
@@ -393,7 +417,13 @@ class FakeDbApi:
             raise DbApiError(404, "User not found")
         token = secrets.token_urlsafe(32)
         now = _now()
-        live = _Session(user.id, now + timedelta(seconds=new.max_age_seconds), now)
+        live = _Session(
+            user.id,
+            now + timedelta(seconds=new.max_age_seconds),
+            now,
+            user_agent=new.user_agent,
+            client_ip=None if new.client_ip is None else str(new.client_ip),
+        )
         self.sessions[_token_key(token)] = live
         return _shape(db.SessionCreated, {**self._session_public(user, live), "token": token})
 
@@ -412,6 +442,79 @@ class FakeDbApi:
                 "created_at": live.created_at,
             },
         )
+
+    def _list_sessions(self, owner: uuid.UUID, token: str | None) -> dict[str, Any]:
+        now, current = _now(), _token_key(token) if token else None
+        mine = [
+            (key, live)
+            for key, live in self.sessions.items()
+            if live.user_id == owner and live.expires_at > now
+        ]
+        mine.sort(key=lambda entry: entry[1].created_at, reverse=True)
+        items = [
+            {
+                "id": live.id,
+                "created_at": live.created_at,
+                "last_seen_at": live.created_at,
+                "expires_at": live.expires_at,
+                "user_agent": live.user_agent,
+                "client_ip": live.client_ip,
+                "current": key == current,
+            }
+            for key, live in mine
+        ]
+        return _shape(db.SessionList, {"items": items})
+
+    def _end_session_by_id(self, owner: uuid.UUID, session_text: str) -> None:
+        session_id = _path_uuid(session_text, "session_id")
+        key = next(
+            (k for k, s in self.sessions.items() if s.id == session_id and s.user_id == owner),
+            None,
+        )
+        if key is None:
+            raise DbApiError(404, "Session expired or signed out")
+        del self.sessions[key]
+
+    def _confirm_password(self, owner: uuid.UUID, password: str) -> _User:
+        """db-api's password check for the account's own changes, on the sign-in counts."""
+        user = self.users.get(owner)
+        if user is None:
+            raise DbApiError(404, "User not found")
+        now = _now()
+        if user.locked_until is not None and user.locked_until > now:
+            retry_after = math.ceil((user.locked_until - now).total_seconds())
+            raise DbApiError(
+                429,
+                "Too many failed logins; try again later",
+                headers={"Retry-After": str(retry_after)},
+            )
+        if user.password_sha256 != _sha256(password):
+            user.failures += 1
+            if user.failures >= LOGIN_MAX_FAILURES:
+                user.locked_until = now + timedelta(seconds=LOGIN_LOCK_SECONDS)
+            raise DbApiError(403, "Wrong password")
+        return user
+
+    def _change_password(self, owner: uuid.UUID, token: str | None, body: Any) -> None:
+        change = _body(db.PasswordChange, body)
+        user = self._confirm_password(owner, change.current_password)
+        user.password_sha256 = _sha256(change.new_password)
+        kept = _token_key(token) if token else None
+        for key in [k for k, s in self.sessions.items() if s.user_id == owner and k != kept]:
+            del self.sessions[key]
+
+    def _delete_account(self, owner: uuid.UUID, body: Any) -> None:
+        deletion = _body(db.AccountDeletion, body)
+        self._confirm_password(owner, deletion.password)
+        del self.users[owner]
+        self.end_all_sessions(owner)
+        for chat in [c for c in self.chats.values() if c.owner_id == owner]:
+            del self.chats[chat.id]
+            for message in self._messages_of(chat.id):
+                del self.messages[message.id]
+                self.jobs.pop(message.id, None)
+        for action in REFUSALS:
+            self.buckets.pop(f"{action}:{owner}", None)
 
     def _page_view(
         self, token: str | None, if_none_match: str | None, params: Mapping[str, Any]
@@ -499,6 +602,17 @@ class FakeDbApi:
         for message in self._messages_of(chat.id):
             del self.messages[message.id]
         self.users[owner].revision += 1
+
+    def _export(self, owner: uuid.UUID, params: Mapping[str, Any]) -> dict[str, Any]:
+        """db-api's pages of chats with their messages, in chat id order."""
+        limit = int(params.get("limit", 20))
+        after = params.get("after")
+        start = uuid.UUID(int=0) if after is None else _path_uuid(str(after), "after", "query")
+        owned = sorted((c for c in self.chats.values() if c.owner_id == owner), key=lambda c: c.id)
+        page = [chat for chat in owned if chat.id > start][:limit]
+        next_after = page[-1].id if len(page) == limit else None
+        items = [self._detail(chat) for chat in page]
+        return _shape(db.ChatExportPage, {"items": items, "next_after": next_after})
 
     def _search(self, owner: uuid.UUID, params: Mapping[str, Any]) -> dict[str, Any]:
         try:
@@ -786,14 +900,14 @@ def _sha256(text: str) -> str:
 
 
 def _chat_id(text: str) -> uuid.UUID:
+    return _path_uuid(text, "chat_id")
+
+
+def _path_uuid(text: str, name: str, where: str = "path") -> uuid.UUID:
     try:
         return uuid.UUID(text)
     except ValueError:
-        problem = {
-            "type": "uuid_parsing",
-            "loc": ["path", "chat_id"],
-            "msg": "Input should be a UUID",
-        }
+        problem = {"type": "uuid_parsing", "loc": [where, name], "msg": "Input should be a UUID"}
         raise DbApiError(422, [problem]) from None
 
 

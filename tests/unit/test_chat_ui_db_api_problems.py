@@ -14,9 +14,10 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from chat_ui.errors import DB_API_PROBLEMS, InvalidInput, db_api_problem_message
 from db_api.errors import EmptyMessageContentError
-from db_api.schemas import ChatUpdate, SearchQuery, TurnCreate, UserCreate
+from db_api.schemas import ChatUpdate, PasswordChange, SearchQuery, TurnCreate, UserCreate
 
 ALICE = {"username": "alice", "password": "correct horse battery"}
+NEW = {"current_password": "correct horse battery", "new_password": "a new passphrase"}
 
 
 def detail_for_body(model: type[BaseModel], body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -45,6 +46,9 @@ CASES = [
     (("password", "string_too_short"), UserCreate, {**ALICE, "password": "short"}),
     (("password", "string_too_long"), UserCreate, {**ALICE, "password": "p" * 129}),
     (("password", "nul_character"), UserCreate, {**ALICE, "password": "pass\x00word"}),
+    (("new_password", "string_too_short"), PasswordChange, {**NEW, "new_password": "short"}),
+    (("new_password", "string_too_long"), PasswordChange, {**NEW, "new_password": "p" * 129}),
+    (("new_password", "nul_character"), PasswordChange, {**NEW, "new_password": "pass\x00word"}),
     (("title", "string_too_short"), ChatUpdate, {"title": "   "}),
     (("title", "string_too_long"), ChatUpdate, {"title": "t" * 201}),
     (("title", "nul_character"), ChatUpdate, {"title": "a\x00title"}),
@@ -67,6 +71,9 @@ EXPECTED = {
     ("password", "string_too_short"): "Passwords need at least 8 characters.",
     ("password", "string_too_long"): "Passwords can be at most 128 characters.",
     ("password", "nul_character"): "Passwords can't contain NUL characters.",
+    ("new_password", "string_too_short"): "Passwords need at least 8 characters.",
+    ("new_password", "string_too_long"): "Passwords can be at most 128 characters.",
+    ("new_password", "nul_character"): "Passwords can't contain NUL characters.",
     ("title", "string_too_short"): "Give the chat a title.",
     ("title", "string_too_long"): "Chat titles can be at most 200 characters.",
     ("title", "nul_character"): "Chat titles can't contain NUL characters.",

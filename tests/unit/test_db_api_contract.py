@@ -58,6 +58,7 @@ USER_ID = uuid.UUID("2f1c7a4e-8a0e-4c53-9a57-4c3b7d0b9a11")
 CHAT_ID = uuid.UUID("8d3e4c1a-3f7b-4e8e-9a51-1b2c3d4e5f60")
 REQUEST_ID = uuid.UUID("5b0f9a62-1d3c-4f8e-b7a4-2c9e6d1f0a37")
 TOKEN = "session-token-" + "x" * 29
+SESSION_ID = uuid.UUID("0c6f3e2a-9b1d-4c7e-8f2a-5d4b3c2a1f09")
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,16 @@ CONTRACTS: dict[str, Contract] = {
     "verify_user": _contract(
         "verify_user", _CREDENTIALS, {**_CREDENTIALS, "client_ip": "203.0.113.7"}
     ),
-    "start_session": _contract("create_session", {**_USER, "max_age_seconds": 1_209_600}),
+    "start_session": _contract(
+        "create_session",
+        {**_USER, "max_age_seconds": 1_209_600},
+        {
+            **_USER,
+            "max_age_seconds": 1_209_600,
+            "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Firefox/128.0",
+            "client_ip": "2001:db8::7",
+        },
+    ),
     "resolve_session": _contract("resolve_session", {"token": TOKEN}),
     "page_view": _contract(
         "chat_page_view",
@@ -95,6 +105,25 @@ CONTRACTS: dict[str, Contract] = {
     ),
     "end_session": _contract("revoke_session", {"token": TOKEN}),
     "end_all_sessions": _contract("revoke_user_sessions", _USER),
+    "list_sessions": _contract("list_user_sessions", {**_USER, "token": TOKEN}),
+    "end_session_by_id": _contract("revoke_user_session", {**_USER, "session_id": SESSION_ID}),
+    "change_password": _contract(
+        "change_password",
+        {**_USER, "current_password": "old one", "new_password": "a new one", "keep_token": TOKEN},
+        {
+            **_USER,
+            "current_password": "old one",
+            "new_password": "a new one",
+            "keep_token": TOKEN,
+            "client_ip": "203.0.113.7",
+        },
+    ),
+    "delete_account": _contract(
+        "delete_account",
+        {**_USER, "password": "correct horse battery"},
+        {**_USER, "password": "correct horse battery", "client_ip": "203.0.113.7"},
+    ),
+    "export_chats": _contract("export_chats", _USER, {**_USER, "after": CHAT_ID, "limit": 5}),
     "list_chats": _contract("list_chats", _USER, {**_USER, "limit": 20}),
     "create_chat": _contract(
         "create_chat",

@@ -26,11 +26,13 @@ from chat_ui.errors import (
     InvalidInput,
     MessageStatusChanged,
     SendingTooFast,
+    SignInNotFound,
     SignInRequired,
     StartingChatsTooFast,
     TooManyAttempts,
     UsernameTaken,
     WrongCredentials,
+    WrongPassword,
 )
 from chat_ui.lm_client import LmClient
 from db_api.config import RateLimit
@@ -210,6 +212,8 @@ async def _every_kind_of_answer(db: DbClient, api: RecordingApi) -> None:
             await someone_elses
     await db.delete_chat(user.id, chat.id)
 
+    await _account_answers(db, user.id, started.token)
+
     await db.end_session(started.token)
     with pytest.raises(SignInRequired):
         await db.resolve_session(started.token)
@@ -221,6 +225,48 @@ async def _every_kind_of_answer(db: DbClient, api: RecordingApi) -> None:
         await db.verify_user(username="bob", password=PASSWORD)
     assert await db.is_ready()
     assert api.answers
+
+
+async def _account_answers(db: DbClient, user_id: uuid.UUID, token: str) -> None:
+    """The account page's calls: sign-ins listed and ended, export, password, deletion."""
+    other = await db.start_session(
+        user_id, max_age_seconds=3600, user_agent="Firefox/128.0", client_ip="203.0.113.7"
+    )
+    listed = await db.list_sessions(user_id, token=token)
+    assert [(s.current, s.client_ip) for s in listed] == [(False, "203.0.113.7"), (True, None)]
+    await db.end_session_by_id(user_id, listed[0].id)
+    with pytest.raises(SignInNotFound):
+        await db.end_session_by_id(user_id, listed[0].id)
+    with pytest.raises(SignInRequired):
+        await db.resolve_session(other.token)
+    chats = [await db.create_chat(user_id, title=f"Chat {n}") for n in range(3)]
+    first = await db.export_chats(user_id, limit=2)
+    assert first.next_after is not None
+    rest = await db.export_chats(user_id, after=first.next_after, limit=2)
+    exported = [c.id for c in first.items] + [c.id for c in rest.items]
+    assert sorted(exported) == sorted(chat.id for chat, _created in chats)
+    assert rest.next_after is None
+
+    with pytest.raises(WrongPassword):
+        await db.change_password(
+            user_id, current_password="not it", new_password="new password", keep_token=token
+        )
+    with pytest.raises(InvalidInput):
+        await db.change_password(
+            user_id, current_password=PASSWORD, new_password="short", keep_token=token
+        )
+    await db.change_password(
+        user_id, current_password=PASSWORD, new_password="new password", keep_token=token
+    )
+    await db.change_password(
+        user_id, current_password="new password", new_password=PASSWORD, keep_token=token
+    )
+    doomed = await db.create_user(username="doomed", password=PASSWORD)
+    with pytest.raises(WrongPassword):
+        await db.delete_account(doomed.id, password="not it")
+    await db.delete_account(doomed.id, password=PASSWORD)
+    with pytest.raises(SignInRequired):
+        await db.delete_account(doomed.id, password=PASSWORD)
 
 
 def _as_declared(api: RecordingApi) -> set[tuple[str, str, int]]:
@@ -243,7 +289,7 @@ async def test_fake_db_api_answers_in_db_apis_statuses_and_shapes() -> None:
     statuses = _as_declared(api)
     # Every operation DbClient uses was answered, with every refusal chat-ui maps.
     assert len({(m, t) for m, t, _s in statuses}) >= 20
-    assert {s for _m, _t, s in statuses} >= {200, 201, 204, 304, 401, 404, 409, 422, 429}
+    assert {s for _m, _t, s in statuses} >= {200, 201, 204, 304, 401, 403, 404, 409, 422, 429}
 
 
 async def test_fake_db_api_limits_replies_and_chats_as_db_api_does() -> None:

@@ -17,13 +17,15 @@ from chat_ui.forms import FormRouter, FormText
 from chat_ui.pages import render, see_other
 from chat_ui.schemas import UserPublic
 from chat_ui.security import safe_next_path
-from chat_ui.sessions import session_token, sign_in, sign_out
-from chat_ui.views import FailurePage, failure_page, form_again
+from chat_ui.sessions import pop_flash, session_token, set_flash, sign_in, sign_out
+from chat_ui.views import SIGN_IN_FLASH, FailurePage, failure_page, form_again
 
 router = FormRouter(tags=["auth"])
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
+SIGNED_OUT = "You are signed out."
+SIGNED_OUT_EVERYWHERE = "You are signed out on every browser and device."
 
 
 def validate_signup(username: str, password: str, password_confirm: str) -> None:
@@ -32,6 +34,11 @@ def validate_signup(username: str, password: str, password_confirm: str) -> None
         raise InvalidInput(
             "Usernames are 3 to 32 characters: letters, digits, dot, dash or underscore."
         )
+    validate_new_password(password, password_confirm)
+
+
+def validate_new_password(password: str, password_confirm: str) -> None:
+    """db-api's limits on a password (at sign-up, or a new one), in words to act on."""
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         raise InvalidInput(f"Passwords are {PASSWORD_MIN} to {PASSWORD_MAX} characters long.")
     if password != password_confirm:
@@ -41,8 +48,16 @@ def validate_signup(username: str, password: str, password_confirm: str) -> None
 async def start_session(
     request: Request, db: DbDep, settings: SettingsDep, user: UserPublic
 ) -> None:
-    """A new server-side session, so no cookie from before sign-in (fixation) stays valid."""
-    started = await db.start_session(user.id, max_age_seconds=settings.session_max_age_seconds)
+    """A new server-side session, so no cookie from before sign-in (fixation) stays valid.
+
+    It carries the browser's name and address, for the account page's list of sign-ins.
+    """
+    started = await db.start_session(
+        user.id,
+        max_age_seconds=settings.session_max_age_seconds,
+        user_agent=request.headers.get("user-agent"),
+        client_ip=client_ip(request),
+    )
     sign_in(request, user, token=started.token)
 
 
@@ -80,10 +95,11 @@ async def login_page(
 ) -> Response:
     if user is not None:
         return see_other(safe_next_path(next))
+    signed_out = pop_flash(request, SIGN_IN_FLASH).get("notice")
     context = {
         "username": "",
         "next": safe_next_path(next) if next else "",
-        "notice": SESSION_EXPIRED_MESSAGE if reason == "expired" else None,
+        "notice": signed_out or (SESSION_EXPIRED_MESSAGE if reason == "expired" else None),
     }
     return render(request, "login.html", context)
 
@@ -135,6 +151,7 @@ async def log_out(
     request: Request, db: DbDep, user: OptionalUser, everywhere: FormText = ""
 ) -> RedirectResponse:
     token = session_token(request)
+    ended_everywhere = bool(everywhere) and user is not None
     if token is not None:
         if everywhere and user is not None:
             await db.end_all_sessions(user.id)
@@ -142,4 +159,7 @@ async def log_out(
         # shows and the cookie stays, so the person can try again.
         await db.end_session(token)
     sign_out(request)
+    if token is not None:
+        notice = SIGNED_OUT_EVERYWHERE if ended_everywhere else SIGNED_OUT
+        set_flash(request, SIGN_IN_FLASH, notice=notice)
     return see_other("/login")

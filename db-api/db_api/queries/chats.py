@@ -147,6 +147,12 @@ _CHAT_PAGE = HotRead(
     .limit(bindparam("limit"))
     .offset(bindparam("offset"))
 )
+_CHAT_IDS_AFTER = HotRead(
+    select(Chat.id)
+    .where(Chat.owner_id == bindparam("owner_id"), Chat.id > bindparam("after"))
+    .order_by(Chat.id)
+    .limit(bindparam("limit"))
+)
 _CHAT_COUNT = HotRead(
     select(func.count()).select_from(Chat).where(Chat.owner_id == bindparam("owner_id"))
 )
@@ -171,3 +177,16 @@ async def chat_rows(
 async def chat_count(connection: DriverConnection, *, owner_id: uuid.UUID) -> int:
     row = await _CHAT_COUNT.fetchrow(connection, owner_id=owner_id)
     return 0 if row is None else int(row[0])
+
+
+async def chat_ids_after(
+    connection: DriverConnection, *, owner_id: uuid.UUID, after: uuid.UUID | None, limit: int
+) -> list[uuid.UUID]:
+    """Up to `limit` of the owner's chat ids after `after`, in id order (for exports).
+
+    Ids never change, so paging by them skips and repeats nothing while chats change.
+    """
+    # The nil UUID sorts before every other, so "after nothing" is "after it".
+    start = after if after is not None else uuid.UUID(int=0)
+    rows = await _CHAT_IDS_AFTER.fetch(connection, owner_id=owner_id, after=start, limit=limit)
+    return [row["id"] for row in rows]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +28,17 @@ REFUSALS: dict[Action, str] = {
     "chat": "Too many chats created in a short time",
     "signup": "Too many accounts created from this address in a short time",
 }
+
+
+def bucket_key(action: Action, subject: uuid.UUID | str) -> str:
+    return f"{action}:{subject}"
+
+
+async def forget_buckets(db: AsyncSession, *, user_id: uuid.UUID) -> None:
+    """Delete the user's buckets (with the account: nothing else refers to them)."""
+    # Sign-ups are counted per address, not per user.
+    keys = [bucket_key(action, user_id) for action in REFUSALS if action != "signup"]
+    await db.execute(delete(RateLimitBucket).where(RateLimitBucket.key.in_(keys)))
 
 
 async def take_token(
@@ -51,7 +62,7 @@ async def take_token(
     # the rollback then undoes the take.
     take = (
         insert(RateLimitBucket)
-        .values(key=f"{action}:{subject}", tokens=limit.burst - 1, refilled_at=now)
+        .values(key=bucket_key(action, subject), tokens=limit.burst - 1, refilled_at=now)
         .on_conflict_do_update(
             index_elements=[RateLimitBucket.key],
             set_={"tokens": refilled - 1, "refilled_at": now},

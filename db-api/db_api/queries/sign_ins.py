@@ -6,14 +6,16 @@ Only a hash of each token is stored, so the table alone signs nobody in.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db_api.database import DriverConnection, HotRead
-from db_api.errors import SessionNotFoundError
+from db_api.errors import SessionNotFoundError, UserNotFoundError
 from db_api.models import SignIn, User
 from db_api.queries.users import get_user
 from db_api.schemas import UserPublic
@@ -24,7 +26,14 @@ LAST_SEEN_PRECISION = timedelta(minutes=1)
 
 
 async def create_sign_in(
-    db: AsyncSession, *, user_id: uuid.UUID, token_hash: str, now: datetime, max_age_seconds: int
+    db: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    token_hash: str,
+    now: datetime,
+    max_age_seconds: int,
+    user_agent: str | None = None,
+    client_ip: str | None = None,
 ) -> tuple[SignIn, User]:
     """Store a new sign-in for the user, and forget the user's sign-ins that have expired."""
     user = await get_user(db, user_id=user_id)
@@ -35,9 +44,16 @@ async def create_sign_in(
         created_at=now,
         last_seen_at=now,
         expires_at=now + timedelta(seconds=max_age_seconds),
+        user_agent=user_agent,
+        client_ip=client_ip,
     )
     db.add(sign_in)
-    await db.commit()
+    try:
+        await db.commit()
+    except IntegrityError:
+        # The account was deleted since it was read.
+        await db.rollback()
+        raise UserNotFoundError() from None
     return sign_in, user
 
 
@@ -49,6 +65,26 @@ async def revoke_sign_in(db: AsyncSession, *, token_hash: str) -> None:
 async def revoke_user_sign_ins(db: AsyncSession, *, user_id: uuid.UUID) -> None:
     """Sign the user out everywhere."""
     await db.execute(delete(SignIn).where(SignIn.user_id == user_id))
+    await db.commit()
+
+
+async def user_sign_ins(db: AsyncSession, *, user_id: uuid.UUID, now: datetime) -> Sequence[SignIn]:
+    """The user's sign-ins that have not expired, most recently seen first."""
+    query = (
+        select(SignIn)
+        .where(SignIn.user_id == user_id, SignIn.expires_at > now)
+        .order_by(SignIn.last_seen_at.desc(), SignIn.created_at.desc(), SignIn.id)
+    )
+    return (await db.scalars(query)).all()
+
+
+async def revoke_user_sign_in(
+    db: AsyncSession, *, user_id: uuid.UUID, sign_in_id: uuid.UUID
+) -> None:
+    """End one of the user's sign-ins; someone else's is as missing as none at all."""
+    mine = delete(SignIn).where(SignIn.id == sign_in_id, SignIn.user_id == user_id)
+    if (await db.execute(mine.returning(SignIn.id))).first() is None:
+        raise SessionNotFoundError()
     await db.commit()
 
 

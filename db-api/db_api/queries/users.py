@@ -1,15 +1,17 @@
-"""Accounts: sign-up, lookups by id and by name, and the password rehash at sign-in."""
+"""Accounts: sign-up, lookups by id and by name, the password rehash at sign-in, and the
+owner's own changes: a new password, deleting the account."""
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db_api.errors import UsernameTakenError, UserNotFoundError
-from db_api.models import User
+from db_api.models import Chat, SignIn, User
+from db_api.queries.rate_limits import forget_buckets
 
 
 async def create_user(db: AsyncSession, *, username: str, password_hash: str) -> User:
@@ -48,4 +50,40 @@ async def record_login_success(
 ) -> None:
     if new_password_hash is not None:
         user.password_hash = new_password_hash
+    await db.commit()
+
+
+async def lock_user(db: AsyncSession, *, user_id: uuid.UUID, with_chats: bool = False) -> User:
+    """The user, its row locked until the transaction ends (a password check, then a change).
+
+    `with_chats` locks the user's chats first, as every writer locks a chat before its
+    user: a deletion, which reaches the chats through the cascade, then never waits for
+    a writer that waits for it.
+    """
+    if with_chats:
+        await db.execute(select(Chat.id).where(Chat.owner_id == user_id).with_for_update())
+    query = select(User).where(User.id == user_id).with_for_update()
+    user = (await db.scalars(query)).one_or_none()
+    if user is None:
+        raise UserNotFoundError()
+    return user
+
+
+async def change_password(
+    db: AsyncSession, *, user: User, password_hash: str, keep_token_hash: str | None
+) -> None:
+    """Store the new hash and end every other sign-in of the user, in one transaction."""
+    user.password_hash = password_hash
+    others = delete(SignIn).where(SignIn.user_id == user.id)
+    if keep_token_hash is not None:
+        others = others.where(SignIn.token_hash != keep_token_hash)
+    await db.execute(others)
+    await db.commit()
+
+
+async def delete_user(db: AsyncSession, *, user: User) -> None:
+    """Delete the account; its foreign keys' ON DELETE CASCADE removes its sign-ins,
+    chats, messages and reply jobs in the same statement."""
+    await forget_buckets(db, user_id=user.id)
+    await db.execute(delete(User).where(User.id == user.id))
     await db.commit()

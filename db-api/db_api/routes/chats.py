@@ -1,4 +1,4 @@
-"""Chats of the acting user: list, search, create, read with messages, rename, delete."""
+"""Chats of the acting user: list, search, export, create, read with messages, rename, delete."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from db_api.schemas import (
     DEFAULT_CHAT_TITLE,
     ChatCreate,
     ChatDetail,
+    ChatExportPage,
     ChatPage,
     ChatPublic,
     ChatUpdate,
@@ -83,6 +84,34 @@ async def search_chats(
         ],
         query=q,
     )
+
+
+# Also before "/{chat_id}".
+@router.get(
+    "/export",
+    summary="Export the acting user's chats with their messages",
+    description="Every chat of the user with all of its messages, each as "
+    "`GET /chats/{chat_id}` answers it, `limit` chats a page. Pages go by chat id, not by "
+    "activity, so a chat that changes meanwhile is neither skipped nor repeated: start "
+    "without `after`, then send each answer's `next_after` until it is null.",
+    response_model=ChatExportPage,
+)
+async def export_chats(
+    user_id: CurrentUserId,
+    connection: PageConnection,
+    after: Annotated[
+        uuid.UUID | None, Query(description="The previous page's `next_after`.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=50, description="Chats per page, 1 to 50.")] = 20,
+) -> Response:
+    ids = await chats.chat_ids_after(connection, owner_id=user_id, after=after, limit=limit)
+    items = []
+    for chat_id in ids:
+        chat = await pages.chat_detail(connection, owner_id=user_id, chat_id=chat_id)
+        if chat is not None:  # deleted since its id was read
+            items.append(chat)
+    next_after = ids[-1] if len(ids) == limit else None
+    return pages.json_response({"items": items, "next_after": next_after})
 
 
 @router.post(

@@ -11,17 +11,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Path, Query, Response, status
 
 from db_api import security
-from db_api.database import PageConnection, WriteSession
-from db_api.deps import CurrentUserId, ServiceAuth
+from db_api.database import PageConnection, ReadSession, WriteSession
+from db_api.deps import CurrentUserId, OptionalSessionToken, ServiceAuth
 from db_api.queries import pages, sign_ins
 from db_api.schemas import (
     ErrorDetail,
     PageView,
     SessionCreate,
     SessionCreated,
+    SessionDetail,
+    SessionList,
     SessionPublic,
     UserPublic,
 )
@@ -51,7 +53,8 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     status_code=status.HTTP_201_CREATED,
     summary="Start a session",
     description="For an account whose password was just checked (or that just signed up). "
-    "Answers the token once; only its hash is stored. The user's expired sessions are "
+    "Answers the token once; only its hash is stored. The browser's `user_agent` and "
+    "`client_ip` are kept for `GET /sessions` to list. The user's expired sessions are "
     "deleted at the same time.",
     responses={404: {"model": ErrorDetail, "description": "Unknown user"}},
 )
@@ -63,6 +66,8 @@ async def create_session(body: SessionCreate, db: WriteSession) -> SessionCreate
         token_hash=security.hash_session_token(token),
         now=datetime.now(UTC),
         max_age_seconds=body.max_age_seconds,
+        user_agent=body.user_agent,
+        client_ip=None if body.client_ip is None else str(body.client_ip),
     )
     return SessionCreated(
         token=token,
@@ -133,4 +138,50 @@ async def revoke_session(token: SessionToken, db: WriteSession) -> Response:
 )
 async def revoke_user_sessions(user_id: CurrentUserId, db: WriteSession) -> Response:
     await sign_ins.revoke_user_sign_ins(db, user_id=user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "",
+    summary="List the acting user's sessions",
+    description="The live (not expired) sessions of the user named by `X-User-Id`, most "
+    "recently seen first, with the browser and address each was started from. With "
+    "`X-Session-Token`, the session it names is marked `current`.",
+)
+async def list_user_sessions(
+    user_id: CurrentUserId, db: ReadSession, session_token: OptionalSessionToken = None
+) -> SessionList:
+    current = None if session_token is None else security.hash_session_token(session_token)
+    found = await sign_ins.user_sign_ins(db, user_id=user_id, now=datetime.now(UTC))
+    return SessionList(
+        items=[
+            SessionDetail(
+                id=sign_in.id,
+                created_at=sign_in.created_at,
+                last_seen_at=sign_in.last_seen_at,
+                expires_at=sign_in.expires_at,
+                user_agent=sign_in.user_agent,
+                client_ip=sign_in.client_ip,
+                current=sign_in.token_hash == current,
+            )
+            for sign_in in found
+        ]
+    )
+
+
+# Declared after "/current", which is not a session id.
+@router.delete(
+    "/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End one of the acting user's sessions",
+    description="Signs that browser out. Another user's session answers 404 exactly like "
+    "an unknown or already ended one.",
+    responses=NOT_FOUND,
+)
+async def revoke_user_session(
+    session_id: Annotated[uuid.UUID, Path(description="The session's `id` (from the list).")],
+    user_id: CurrentUserId,
+    db: WriteSession,
+) -> Response:
+    await sign_ins.revoke_user_sign_in(db, user_id=user_id, sign_in_id=session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
