@@ -26,7 +26,7 @@ from harness.factories import unique_username
 from harness.forms import Browser
 from tests.compose.conftest import ComposeStack
 from tests.compose.test_compose_stack import inspect
-from tests.e2e.test_streaming_browser import LONG_QUESTION, wait_for_text
+from tests.e2e.test_streaming_browser import LONG_QUESTION, STORY_QUESTION, wait_for_text
 from tests.support.browser import OpenTab, save_screenshot
 from tests.support.pages import latest_reply, new_chat, send, sign_in, sign_up
 from tests.support.sse import read_until_done, send_json, sse_events
@@ -194,17 +194,38 @@ def follow_until_done(browser: Browser, stream_url: str) -> dict[str, object]:
             time.sleep(0.5)
 
 
+def still_writing_after_a_save(browser: Browser, stream_url: str) -> bool:
+    """Follow the reply 2.5 s past its first token; False if it ended before that."""
+    first_token_at = 0.0
+    with browser.http.stream("GET", stream_url) as stream:
+        for kind, data in sse_events(stream):
+            if kind == "done":
+                return False
+            if data["tokens"] and not first_token_at:
+                first_token_at = time.monotonic()
+            if first_token_at and time.monotonic() - first_token_at > 2.5:
+                return True
+    return False
+
+
 def test_a_replica_killed_mid_reply_leaves_the_chat_usable(scaled_stack: ComposeStack) -> None:
     """SIGKILL of the chat-ui replica writing a reply (a crash, the OOM killer)."""
     wait_until_every_replica_serves(scaled_stack)
     browser = Browser(scaled_stack.url)
     try:
         browser.sign_up(unique_username("crash"))
-        chat_id = browser.new_chat()
-        since = time.time()
-        answer = send_json(browser, chat_id, LONG_QUESTION)
-        assert answer.status_code == 202, answer.text
-        stream_url = answer.json()["stream_url"]
+        # A sampled model is sometimes brief: ask again until a reply is still being
+        # written once a progress save (every 2 s) has stored some of it.
+        for _attempt in range(3):
+            chat_id = browser.new_chat()
+            since = time.time()
+            answer = send_json(browser, chat_id, STORY_QUESTION)
+            assert answer.status_code == 202, answer.text
+            stream_url = answer.json()["stream_url"]
+            if still_writing_after_a_save(browser, stream_url):
+                break
+        else:
+            pytest.fail("the model never wrote a reply long enough to be cut off")
         (writer,) = [
             container
             for container in replicas(scaled_stack, "chat-ui")
@@ -213,11 +234,6 @@ def test_a_replica_killed_mid_reply_leaves_the_chat_usable(scaled_stack: Compose
                 for request in access_log(container, since)
             )
         ]
-        with browser.http.stream("GET", stream_url) as stream:
-            for kind, data in sse_events(stream):
-                if kind == "update" and data["tokens"] > 20:
-                    break
-        time.sleep(2.5)  # a progress save (every 2 s) has stored some of the text
         os.kill(int(inspect(writer, "{{.State.Pid}}")), signal.SIGKILL)
         killed_at = time.monotonic()
 

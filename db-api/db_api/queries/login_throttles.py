@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db_api.config import Settings
 from db_api.models import LoginThrottle
 
 
@@ -104,3 +105,30 @@ async def record_failure(
 
 async def clear_failures(db: AsyncSession, *, key: str) -> None:
     await db.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
+
+
+async def record_account_failure(
+    db: AsyncSession, *, settings: Settings, pair_key: str, account_key: str, now: datetime
+) -> None:
+    """A wrong password for an account: counted from this address and from every address.
+
+    From this address, `LOGIN_MAX_FAILURES` lock the pair for `LOGIN_LOCK_SECONDS`; from
+    every address, each failure past `LOGIN_ACCOUNT_MAX_FAILURES` makes the next attempt
+    wait twice as long, up to `LOGIN_MAX_DELAY_SECONDS`.
+    """
+    await record_failure(
+        db,
+        key=pair_key,
+        now=now,
+        max_failures=settings.login_max_failures,
+        lock_seconds=settings.login_lock_seconds,
+    )
+    await record_failure(
+        db,
+        key=account_key,
+        now=now,
+        max_failures=settings.login_account_max_failures,
+        lock_seconds=None,
+        window_seconds=settings.login_account_window_seconds,
+        progressive_up_to=settings.login_max_delay_seconds,
+    )

@@ -117,21 +117,7 @@ async def _confirm_password(
         await login_throttles.clear_failures(db, key=pair_key)
         return
     # Each count commits, which also ends the transaction: nothing else was written.
-    now = datetime.now(UTC)
-    await login_throttles.record_failure(
-        db,
-        key=pair_key,
-        now=now,
-        max_failures=settings.login_max_failures,
-        lock_seconds=settings.login_lock_seconds,
-    )
-    await login_throttles.record_failure(
-        db,
-        key=account_key,
-        now=now,
-        max_failures=settings.login_account_max_failures,
-        lock_seconds=None,
-        window_seconds=settings.login_account_window_seconds,
-        progressive_up_to=settings.login_max_delay_seconds,
+    await login_throttles.record_account_failure(
+        db, settings=settings, pair_key=pair_key, account_key=account_key, now=datetime.now(UTC)
     )
     raise WrongPasswordError()

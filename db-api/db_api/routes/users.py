@@ -117,21 +117,8 @@ async def verify_user(body: LoginAttempt, db: WriteSession, settings: SettingsDe
     ):
         # Waits count from the answer, not from the start of the (slow) password check.
         now = datetime.now(UTC)
-        await login_throttles.record_failure(
-            db,
-            key=pair_key,
-            now=now,
-            max_failures=settings.login_max_failures,
-            lock_seconds=settings.login_lock_seconds,
-        )
-        await login_throttles.record_failure(
-            db,
-            key=account_key,
-            now=now,
-            max_failures=settings.login_account_max_failures,
-            lock_seconds=None,
-            window_seconds=settings.login_account_window_seconds,
-            progressive_up_to=settings.login_max_delay_seconds,
+        await login_throttles.record_account_failure(
+            db, settings=settings, pair_key=pair_key, account_key=account_key, now=now
         )
         await login_throttles.record_failure(
             db,
