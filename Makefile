@@ -1,6 +1,6 @@
 # The verbs people reach for. Native mode runs everything as local processes;
 # compose users run `docker compose up --build` instead.
-.PHONY: run backup restore test test-native test-quick test-compose lint format bench clean help
+.PHONY: run admin backup restore test test-native test-quick test-compose lint format bench clean help
 
 PYTHON := .venv/bin/python
 
@@ -15,6 +15,9 @@ backup:  ## back up native mode's chats and session key to backups/ (or FILE=...
 
 restore:  ## restore FILE=... into native mode, stopped; FORCE=1 replaces existing users
 	$(PYTHON) -m native.backup restore $(if $(FILE),"$(FILE)") $(if $(filter 1,$(FORCE)),--force)
+
+admin:  ## operator commands on native mode's accounts: ARGS="create-admin NAME" (or make-admin, reset-password, list-users)
+	$(PYTHON) -m native.admin $(ARGS)
 
 test:  ## install what is missing, then lint and run every test tier (needs root for Docker)
 	native/bootstrap.sh --with-tests

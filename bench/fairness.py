@@ -29,7 +29,10 @@ from harness.forms import Browser, chat_id_of, csrf_from
 SECTION = "8. Fairness (one user's many chats against another's question)"
 ROUNDS = 8
 HOG_CHATS = 4
-LONG_QUESTION = "Write a long story, at least 400 words, about a lighthouse keeper."
+# A list: the model sometimes refuses "write a long story", never this.
+LONG_QUESTION = (
+    "Write a numbered list of 60 animals, one per line, with a short sentence about each."
+)
 # A different question each time, so no answer comes from the prompt cache whole.
 SHORT_QUESTIONS = tuple(f"Name {count} colours, nothing else." for count in range(2, 40))
 TIMEOUT = httpx.Timeout(300.0, connect=5.0)

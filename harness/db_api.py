@@ -45,6 +45,9 @@ def db_api_env(
             # Tests sign up hundreds of people from 127.0.0.1; the per-address sign-up
             # limit has tests of its own, which set it.
             "SIGNUP_BURST": "1000000",
+            # Tests sign up people who chat at once; the approval policy (the default)
+            # has tests of its own, which set it.
+            "SIGNUP_MODE": "open",
             **(extra_env or {}),
         }
     )

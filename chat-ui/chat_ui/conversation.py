@@ -573,7 +573,7 @@ class Conversation:
 
 
 async def adopt_waiting_replies(
-    db: DbClient, lm: LmClient, settings: Settings, registry: GenerationRegistry
+    db: DbClient, lm: LmClient, settings: Callable[[], Settings], registry: GenerationRegistry
 ) -> None:
     """Every few seconds, take over replies whose process died while they waited.
 
@@ -585,7 +585,7 @@ async def adopt_waiting_replies(
         try:
             while (adopted := await db.adopt_reply()) is not None:
                 logger.info("Taking over reply %s, whose writer is gone", adopted.message_id)
-                conversation = Conversation(db, lm, settings, registry, adopted.owner_id)
+                conversation = Conversation(db, lm, settings(), registry, adopted.owner_id)
                 await conversation.write_adopted(adopted.chat_id, adopted.message_id)
         except ChatUiError as failure:
             # Its lease lapses again, and it is taken over on a later round.

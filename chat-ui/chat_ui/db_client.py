@@ -20,17 +20,25 @@ import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from chat_ui.errors import (
+    AccountDisabled,
+    AccountNotActive,
+    AccountPending,
+    AdminChangeRefused,
     ChatNotFound,
     ChatUiError,
     DatabaseUnavailable,
     GenerationInProgress,
     InvalidInput,
+    LastAdmin,
+    LinkInvalid,
     MessageStatusChanged,
+    PageNotFound,
     ReplyInOtherChat,
     SendingTooFast,
     SigningUpTooFast,
     SignInNotFound,
     SignInRequired,
+    SignUpClosed,
     StartingChatsTooFast,
     TooManyAttempts,
     UpstreamMisbehaved,
@@ -40,14 +48,22 @@ from chat_ui.errors import (
     db_api_problem_message,
 )
 from chat_ui.schemas import (
+    AdminUser,
+    AdminUserList,
     AdoptedReply,
+    AppSettingsView,
+    AuditPage,
     ChatDetail,
     ChatExportPage,
     ChatPage,
     ChatPublic,
+    InviteList,
+    LinkCreated,
+    LinkInfo,
     MessagePublic,
     MessageStatus,
     PageView,
+    PublicSettings,
     ReplyLease,
     Role,
     SearchHit,
@@ -78,6 +94,16 @@ TURN_ERRORS: ErrorByStatus = {404: ChatNotFound, 409: GenerationInProgress, 429:
 # reply back to "generating" (a retry) takes from the same rate limit as a turn.
 # A wrong password answers 403; an account deleted meanwhile, 404 (its sessions are gone too).
 ACCOUNT_ERRORS: ErrorByStatus = {403: WrongPassword, 404: SignInRequired}
+# Refusals that mean the same on every route, told apart by db-api's documented detail.
+ERRORS_BY_DETAIL: Mapping[tuple[int, str], type[ChatUiError]] = {
+    (403, "Account waiting for approval"): AccountPending,
+    (403, "Account disabled"): AccountDisabled,
+    # Not an admin: chat-ui's admin pages are as missing as any unknown page.
+    (403, "Admins only"): PageNotFound,
+    (409, "Use the account page to change your own account"): AdminChangeRefused,
+    (409, "The install needs at least one active admin"): LastAdmin,
+    (409, "Approve or enable the account first"): AccountNotActive,
+}
 MESSAGE_UPDATE_ERRORS: ErrorByStatus = {
     404: ChatNotFound,
     409: MessageStatusChanged,
@@ -134,17 +160,26 @@ class DbClient:
     # Users
 
     async def create_user(
-        self, *, username: str, password: str, client_ip: str | None = None
+        self,
+        *,
+        username: str,
+        password: str,
+        client_ip: str | None = None,
+        invite: str | None = None,
     ) -> UserPublic:
-        """A new account; db-api limits sign-ups per `client_ip` (SigningUpTooFast)."""
+        """A new account under the sign-up policy (pending under `approval`; SignUpClosed
+        while `closed` without an `invite`, LinkInvalid for a bad one); db-api limits
+        sign-ups per `client_ip` (SigningUpTooFast)."""
         body = {"username": username, "password": password}
         if client_ip is not None:
             body["client_ip"] = client_ip
+        if invite:
+            body["invite"] = invite
         response = await self._request(
             "POST",
             "/users",
             json=body,
-            errors={409: UsernameTaken, 429: SigningUpTooFast},
+            errors={403: SignUpClosed, 404: LinkInvalid, 409: UsernameTaken, 429: SigningUpTooFast},
             patience=PASSWORD_TIMEOUT,
         )
         return self._parse(UserPublic, response)
@@ -160,7 +195,7 @@ class DbClient:
             "POST",
             "/users/verify",
             json=body,
-            errors={401: WrongCredentials},
+            errors={401: WrongCredentials, 403: AccountDisabled},
             patience=PASSWORD_TIMEOUT,
         )
         return self._parse(UserPublic, response)
@@ -294,6 +329,124 @@ class DbClient:
             params["after"] = str(after)
         response = await self._request("GET", "/chats/export", user_id=user_id, params=params)
         return self._parse(ChatExportPage, response)
+
+    # Settings and one-time links (no user: anyone may ask)
+
+    async def public_settings(self) -> PublicSettings:
+        return self._parse(PublicSettings, await self._request("GET", "/settings"))
+
+    async def lookup_link(self, token: str) -> LinkInfo:
+        """What a live invite or reset link is for; LinkInvalid if unknown, used or expired."""
+        response = await self._request(
+            "POST",
+            "/links/lookup",
+            json={"token": token},
+            errors={404: LinkInvalid, 422: LinkInvalid},
+        )
+        return self._parse(LinkInfo, response)
+
+    async def reset_password(self, *, token: str, new_password: str) -> None:
+        """Set a new password with a reset link; every sign-in of the account ends."""
+        await self._request(
+            "POST",
+            "/password-resets",
+            json={"token": token, "new_password": new_password},
+            errors={404: LinkInvalid},
+            patience=PASSWORD_TIMEOUT,
+        )
+
+    # Admin (db-api checks that `admin_id` is an active admin: PageNotFound otherwise)
+
+    async def admin_users(
+        self,
+        admin_id: uuid.UUID,
+        *,
+        search: str = "",
+        status: str = "",
+        offset: int = 0,
+        limit: int = 50,
+    ) -> AdminUserList:
+        params: dict[str, int | str] = {"offset": offset, "limit": limit}
+        if search:
+            params["search"] = search
+        if status:
+            params["status"] = status
+        response = await self._request("GET", "/admin/users", user_id=admin_id, params=params)
+        return self._parse(AdminUserList, response)
+
+    async def admin_user(self, admin_id: uuid.UUID, user_id: uuid.UUID) -> AdminUser:
+        response = await self._request(
+            "GET", f"/admin/users/{user_id}", user_id=admin_id, errors={404: PageNotFound}
+        )
+        return self._parse(AdminUser, response)
+
+    async def admin_set_status(self, admin_id: uuid.UUID, user_id: uuid.UUID, status: str) -> None:
+        await self._request(
+            "PUT",
+            f"/admin/users/{user_id}/status",
+            user_id=admin_id,
+            json={"status": status},
+            errors={404: PageNotFound},
+        )
+
+    async def admin_set_role(self, admin_id: uuid.UUID, user_id: uuid.UUID, role: str) -> None:
+        await self._request(
+            "PUT",
+            f"/admin/users/{user_id}/role",
+            user_id=admin_id,
+            json={"role": role},
+            errors={404: PageNotFound},
+        )
+
+    async def admin_delete_user(self, admin_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        await self._request(
+            "DELETE", f"/admin/users/{user_id}", user_id=admin_id, errors={404: PageNotFound}
+        )
+
+    async def admin_password_reset(self, admin_id: uuid.UUID, user_id: uuid.UUID) -> LinkCreated:
+        response = await self._request(
+            "POST",
+            f"/admin/users/{user_id}/password-reset",
+            user_id=admin_id,
+            errors={404: PageNotFound},
+        )
+        return self._parse(LinkCreated, response)
+
+    async def admin_invites(self, admin_id: uuid.UUID) -> InviteList:
+        response = await self._request("GET", "/admin/invites", user_id=admin_id)
+        return self._parse(InviteList, response)
+
+    async def admin_create_invite(self, admin_id: uuid.UUID, *, valid_hours: float) -> LinkCreated:
+        response = await self._request(
+            "POST", "/admin/invites", user_id=admin_id, json={"valid_hours": valid_hours}
+        )
+        return self._parse(LinkCreated, response)
+
+    async def admin_revoke_invite(self, admin_id: uuid.UUID, invite_id: uuid.UUID) -> None:
+        await self._request(
+            "DELETE", f"/admin/invites/{invite_id}", user_id=admin_id, errors={404: LinkInvalid}
+        )
+
+    async def admin_settings(self, admin_id: uuid.UUID) -> AppSettingsView:
+        response = await self._request("GET", "/admin/settings", user_id=admin_id)
+        return self._parse(AppSettingsView, response)
+
+    async def admin_update_settings(
+        self, admin_id: uuid.UUID, values: Mapping[str, Any]
+    ) -> AppSettingsView:
+        response = await self._request(
+            "PUT", "/admin/settings", user_id=admin_id, json=dict(values)
+        )
+        return self._parse(AppSettingsView, response)
+
+    async def admin_audit(
+        self, admin_id: uuid.UUID, *, before_id: int | None = None, limit: int = 50
+    ) -> AuditPage:
+        params: dict[str, int | str] = {"limit": limit}
+        if before_id is not None:
+            params["before_id"] = before_id
+        response = await self._request("GET", "/admin/audit", user_id=admin_id, params=params)
+        return self._parse(AuditPage, response)
 
     # Chats
 
@@ -518,6 +671,8 @@ class DbClient:
         if response.is_success or response.status_code == HTTPStatus.NOT_MODIFIED:
             return response
         status = response.status_code
+        if (by_detail := ERRORS_BY_DETAIL.get((status, _detail_of(response)))) is not None:
+            raise by_detail()
         if status == HTTPStatus.CONFLICT and (busy := _busy_chat_of(response)) is not None:
             # One reply at a time per user: whatever else a 409 of this route would mean.
             raise ReplyInOtherChat(busy)
@@ -544,6 +699,14 @@ class DbClient:
         except ValidationError as error:
             logger.error("db-api answered an unexpected shape for %s: %s", model.__name__, error)
             raise UpstreamMisbehaved() from error
+
+
+def _detail_of(response: Answer) -> str:
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return ""
+    return detail if isinstance(detail, str) else ""
 
 
 def _busy_chat_of(response: Answer) -> uuid.UUID | None:

@@ -11,11 +11,17 @@ from fastapi import Depends, Request
 from chat_ui.config import Settings
 from chat_ui.conversation import Conversation
 from chat_ui.db_client import DbClient
-from chat_ui.errors import DatabaseUnavailable, SignInRequired
+from chat_ui.errors import DatabaseUnavailable, PageNotFound, SignInRequired
 from chat_ui.generation import GenerationRegistry
 from chat_ui.lm_client import LmClient
 from chat_ui.page_cache import PageCache
-from chat_ui.sessions import SessionUser, claimed_session, session_ended, session_token
+from chat_ui.sessions import (
+    SessionUser,
+    claimed_session,
+    remember_role,
+    session_ended,
+    session_token,
+)
 from chat_ui.views import ChatPages
 
 logger = logging.getLogger(__name__)
@@ -85,7 +91,8 @@ async def get_current_user(request: Request, db: DbDep) -> SessionUser:
         # cookie's claim lets the page report the outage (and keep the typed text).
         logger.info("db-api down while resolving a session; the page will report it")
         return claimed
-    return SessionUser(id=user.id, username=user.username)
+    remember_role(request, user.role)
+    return SessionUser(id=user.id, username=user.username, role=user.role, status=user.status)
 
 
 CurrentUser = Annotated[SessionUser, Depends(get_current_user)]
@@ -104,6 +111,18 @@ async def get_optional_user(request: Request, db: DbDep) -> SessionUser | None:
 
 
 OptionalUser = Annotated[SessionUser | None, Depends(get_optional_user)]
+
+
+async def get_admin(request: Request, db: DbDep) -> SessionUser:
+    """The signed-in user if an active admin; for anyone else (signed out too) the admin
+    pages do not exist. db-api checks the role again on every admin request."""
+    user = await get_optional_user(request, db)
+    if user is None or not user.is_admin:
+        raise PageNotFound()
+    return user
+
+
+AdminUser = Annotated[SessionUser, Depends(get_admin)]
 
 
 def client_ip(request: Request) -> str | None:

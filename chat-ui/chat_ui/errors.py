@@ -103,6 +103,48 @@ class SignInNotFound(PageNotFound):
     message = "That sign-in has ended already."
 
 
+class AccountPending(ChatUiError):
+    """Signed up under the approval policy; chats wait for an admin's approval."""
+
+    status_code = 403
+    message = (
+        "Your account is waiting for an administrator's approval. You can chat as soon as "
+        "it is approved."
+    )
+
+
+class AccountDisabled(ChatUiError):
+    status_code = 403
+    message = "This account has been disabled. Ask the person who runs this server."
+
+
+class SignUpClosed(ChatUiError):
+    status_code = 403
+    message = "Sign-up is closed on this server. Ask its administrator for an invite link."
+
+
+class LinkInvalid(ChatUiError):
+    """An invite or password-reset link that is unknown, used or expired."""
+
+    status_code = 404
+    message = "This link has expired or was already used. Ask the administrator for a new one."
+
+
+class AdminChangeRefused(ChatUiError):
+    """An admin action db-api refuses: on one's own account, or the last admin."""
+
+    status_code = 409
+    message = "Change your own account on the account page."
+
+
+class LastAdmin(AdminChangeRefused):
+    message = "This server needs at least one active admin: make someone else admin first."
+
+
+class AccountNotActive(AdminChangeRefused):
+    message = "Approve or enable the account before making it an admin."
+
+
 class UsernameTaken(ChatUiError):
     status_code = 409
     message = "That username is taken. Please choose another one."

@@ -24,7 +24,8 @@ from chat_ui.lm_client import LmClient
 from chat_ui.middleware import SecurityHeadersMiddleware, SessionCookie
 from chat_ui.page_cache import PageCache
 from chat_ui.pages import STATIC_DIR
-from chat_ui.routes import account, auth, chats, health, manage, messages
+from chat_ui.routes import account, admin, auth, chats, health, manage, messages
+from chat_ui.runtime_settings import keep_settings_fresh
 from chat_ui.views import error_page, show_failure, show_route_failure, sign_in_redirect
 
 logger = logging.getLogger("chat_ui")
@@ -34,7 +35,8 @@ settings = get_settings()
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    app.state.settings = settings
+    app.state.configured_settings = app.state.settings = settings
+    app.state.public_settings = None
     app.state.db_client = DbClient(settings.db_api_url, service_token=settings.service_token)
     app.state.lm_client = LmClient(settings.lm_api_url, timeout_seconds=settings.lm_timeout_seconds)
     app.state.generations = GenerationRegistry()
@@ -43,10 +45,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     warm_up = asyncio.create_task(app.state.lm_client.warm_up(), name="lm-warm-up")
     adopter = asyncio.create_task(
         adopt_waiting_replies(
-            app.state.db_client, app.state.lm_client, settings, app.state.generations
+            app.state.db_client,
+            app.state.lm_client,
+            lambda: app.state.settings,
+            app.state.generations,
         ),
         name="adopt-waiting-replies",
     )
+    settings_reader = asyncio.create_task(keep_settings_fresh(app), name="admin-settings")
     # Everything imported so far lives as long as the process. Frozen, the collector
     # stops re-scanning it: full collections were the slowest 1% of page views.
     gc.freeze()
@@ -55,6 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         warm_up.cancel()
         adopter.cancel()
+        settings_reader.cancel()
         # Live replies are stopped and saved before the clients they save through close.
         await app.state.generations.shutdown()
         await app.state.db_client.aclose()
@@ -80,6 +87,7 @@ app.include_router(chats.router)
 app.include_router(messages.router)
 app.include_router(manage.router)
 app.include_router(account.router)
+app.include_router(admin.router)
 
 
 async def show_error(request: Request, error: ChatUiError) -> Response:

@@ -67,6 +67,11 @@ class PageCache:
         while self._bytes > self.max_bytes:
             self._remove(next(iter(self._pages)))
 
+    def clear(self) -> None:
+        """Forget every page (what they all show changed: the admin's settings)."""
+        self._pages.clear()
+        self._bytes = 0
+
     def _remove(self, key: PageKey) -> None:
         page = self._pages.pop(key, None)
         if page is not None:

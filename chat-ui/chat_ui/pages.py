@@ -17,7 +17,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.templating import Jinja2Templates
 
-from chat_ui.config import get_settings
+from chat_ui.config import Settings, get_settings
 from chat_ui.errors import ChatUiError
 from chat_ui.markdown import render_markdown_cached
 from chat_ui.sessions import csrf_token, session_user
@@ -42,15 +42,20 @@ def short_date(moment: datetime, now: datetime | None = None) -> str:
 
 
 def _shared_context(request: Request) -> dict[str, Any]:
-    settings = get_settings()
     if "session" not in request.scope:
         # The last-resort 500 handler runs outside the session middleware.
         return {"csrf_token": "", "current_user": None, "max_message_chars": 0}
     return {
         "csrf_token": csrf_token(request),
         "current_user": session_user(request),
-        "max_message_chars": settings.max_message_chars,
+        "max_message_chars": _settings(request).max_message_chars,
     }
+
+
+def _settings(request: Request) -> Settings:
+    """The app's settings with the admin's laid over (runtime_settings), if it started."""
+    settings = getattr(request.app.state, "settings", None)
+    return settings if isinstance(settings, Settings) else get_settings()
 
 
 _environment = jinja2.Environment(
@@ -71,8 +76,16 @@ def render(
     context: dict[str, Any] | None = None,
     *,
     status_code: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    return templates.TemplateResponse(request, template, context or {}, status_code=status_code)
+    return templates.TemplateResponse(
+        request, template, context or {}, status_code=status_code, headers=headers
+    )
+
+
+# For a page whose address holds a one-time link's token: the requests it makes for
+# styles and scripts must not carry the token along in their Referer.
+NO_REFERRER = {"Referrer-Policy": "no-referrer"}
 
 
 def render_html(request: Request, template: str, context: dict[str, Any]) -> str:

@@ -17,10 +17,18 @@ class _Upstream(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+AccountRole = Literal["user", "admin"]
+AccountStatus = Literal["active", "pending", "disabled"]
+SignUpMode = Literal["open", "approval", "closed"]
+
+
 class UserPublic(_Upstream):
     id: uuid.UUID
     username: str
     created_at: datetime
+    role: AccountRole = "user"
+    # pending: waiting for an admin's approval; may sign in, may not chat.
+    status: AccountStatus = "active"
 
 
 class ChatPublic(_Upstream):
@@ -133,3 +141,85 @@ class ChatExportPage(_Upstream):
 
     items: list[ChatDetail]
     next_after: uuid.UUID | None
+
+
+class PublicSettings(_Upstream):
+    """The admin's settings every process applies; null: this process's configuration."""
+
+    signup_mode: SignUpMode
+    max_message_chars: int | None
+    system_prompt: str | None
+
+
+class LinkInfo(_Upstream):
+    kind: Literal["invite", "password_reset"]
+    username: str | None
+    expires_at: datetime
+
+
+class LinkCreated(_Upstream):
+    token: str
+    expires_at: datetime
+
+
+class AdminUser(_Upstream):
+    id: uuid.UUID
+    username: str
+    role: AccountRole
+    status: AccountStatus
+    created_at: datetime
+    last_seen_at: datetime | None
+    chats: int
+    messages: int
+    storage_bytes: int
+
+
+class AdminUserList(_Upstream):
+    items: list[AdminUser]
+    total: int
+
+
+class InvitePublic(_Upstream):
+    id: uuid.UUID
+    created_at: datetime
+    expires_at: datetime
+    created_by: str | None
+
+
+class InviteList(_Upstream):
+    items: list[InvitePublic]
+
+
+class ConfiguredDefaults(_Upstream):
+    signup_mode: SignUpMode
+    replies_per_minute: float
+    reply_burst: int
+    chats_per_minute: float
+    chat_burst: int
+
+
+class AppSettingsView(_Upstream):
+    signup_mode: SignUpMode | None
+    replies_per_minute: float | None
+    reply_burst: int | None
+    chats_per_minute: float | None
+    chat_burst: int | None
+    max_message_chars: int | None
+    system_prompt: str | None
+    defaults: ConfiguredDefaults
+    updated_at: datetime | None
+
+
+class AuditEvent(_Upstream):
+    id: int
+    at: datetime
+    action: str
+    actor_name: str | None
+    target_name: str | None
+    detail: str | None
+    client_ip: str | None
+
+
+class AuditPage(_Upstream):
+    items: list[AuditEvent]
+    next_before_id: int | None

@@ -28,6 +28,8 @@ SECURE_SESSION_COOKIE = f"__Host-{SESSION_COOKIE}"
 _SERVER_SESSION = "session_token"
 _USER_ID = "user_id"
 _USERNAME = "username"
+# A hint for the page chrome (the "Admin" link); the admin pages ask db-api every time.
+_ROLE = "role"
 _CSRF = "csrf_token"
 _NOTICE = "notice"
 
@@ -36,6 +38,12 @@ _NOTICE = "notice"
 class SessionUser:
     id: uuid.UUID
     username: str
+    role: str = "user"
+    status: str = "active"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin" and self.status == "active"
 
 
 def csrf_token(request: Request) -> str:
@@ -59,8 +67,13 @@ def session_user(request: Request) -> SessionUser | None:
         return None
     if not isinstance(user_id, str) or not isinstance(username, str):
         return None
+    role = request.session.get(_ROLE)
     try:
-        return SessionUser(id=uuid.UUID(user_id), username=username)
+        return SessionUser(
+            id=uuid.UUID(user_id),
+            username=username,
+            role=role if isinstance(role, str) else "user",
+        )
     except ValueError:
         return None
 
@@ -115,7 +128,14 @@ def sign_in(request: Request, user: UserPublic, *, token: str) -> None:
     request.session[_SERVER_SESSION] = token
     request.session[_USER_ID] = str(user.id)
     request.session[_USERNAME] = user.username
+    request.session[_ROLE] = user.role
     request.session[_CSRF] = new_csrf_token()
+
+
+def remember_role(request: Request, role: str) -> None:
+    """Keep the cookie's role hint as db-api last said (made admin, or revoked)."""
+    if request.session.get(_ROLE, "user") != role:
+        request.session[_ROLE] = role
 
 
 def sign_out(request: Request) -> None:

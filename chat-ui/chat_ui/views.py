@@ -37,6 +37,7 @@ from chat_ui.conversation import (
 )
 from chat_ui.db_client import DbClient
 from chat_ui.errors import (
+    AccountPending,
     ChatNotFound,
     ChatUiError,
     DatabaseUnavailable,
@@ -57,6 +58,7 @@ from chat_ui.sessions import (
     has_one_shot_values,
     pop_flash,
     pop_notice,
+    remember_role,
     session_ended,
     set_notice,
 )
@@ -167,6 +169,8 @@ def error_page(request: Request) -> FailurePage:
     """The app's error page (the exception handlers' page)."""
 
     async def page(error: ChatUiError) -> Response:
+        if isinstance(error, AccountPending):
+            return render(request, "waiting.html", {"error": error}, status_code=error.status_code)
         return render(request, "error.html", {"error": error}, status_code=error.status_code)
 
     return page
@@ -325,6 +329,10 @@ class ChatPages:
             view, current = await self.db.page_view(token, chat_id=chat_id, etag=etag)
         except SignInRequired:
             raise session_ended(self.request) from None
+        if view is not None:
+            remember_role(self.request, view.user.role)
+            if view.user.status == "pending":
+                raise AccountPending()
         if view is not None and chat_id is not None and view.chat is None:
             raise ChatNotFound()
         return view, current

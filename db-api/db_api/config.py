@@ -150,6 +150,17 @@ class Settings(BaseSettings):
         default=5, ge=1, description="Sign-ups one client address may make at once, in a row."
     )
 
+    signup_mode: Literal["open", "approval", "closed"] = Field(
+        default="approval",
+        description="Who may create an account, until an admin changes it on the settings "
+        "page: `open` (anyone who reaches the app), `approval` (anyone, but an admin approves "
+        "the account before it can chat) or `closed` (only with an admin's invite link). The "
+        "first account is always allowed and is the admin.",
+    )
+    password_reset_hours: float = Field(
+        default=24, gt=0, le=24 * 30, description="How long an admin's password-reset link works."
+    )
+
     @property
     def signup_limit(self) -> RateLimit:
         return RateLimit(self.signups_per_hour / 60, self.signup_burst)

@@ -191,6 +191,57 @@ class RateLimitedError(AppError):
         return {"detail": self.message, "retry_after_seconds": self.retry_after_seconds}
 
 
+class AccountPendingError(AppError):
+    """Signed up under the approval policy: may sign in, may not chat until approved."""
+
+    status_code = 403
+    detail = "Account waiting for approval"
+
+
+class AccountDisabledError(AppError):
+    """The password was right, but an admin disabled the account."""
+
+    status_code = 403
+    detail = "Account disabled"
+
+
+class SignUpClosedError(AppError):
+    status_code = 403
+    detail = "Sign-up is closed; an invite link is needed"
+
+
+class LinkNotFoundError(AppError):
+    """An invite or password-reset link that is unknown, used or expired: all alike."""
+
+    status_code = 404
+    detail = "Link unknown, used or expired"
+
+
+class NotAdminError(AppError):
+    """The acting user is not an active admin (chat-ui answers its normal 404)."""
+
+    status_code = 403
+    detail = "Admins only"
+
+
+class AdminSelfChangeError(AppError):
+    """An admin's own account is changed on the account page, not through the admin's list:
+    disabling, deleting or demoting oneself could leave the install with no admin."""
+
+    status_code = 409
+    detail = "Use the account page to change your own account"
+
+
+class AccountNotActiveError(AppError):
+    status_code = 409
+    detail = "Approve or enable the account first"
+
+
+class LastAdminError(AppError):
+    status_code = 409
+    detail = "The install needs at least one active admin"
+
+
 class DatabaseUnavailableError(AppError):
     status_code = 503
     detail = DATABASE_UNAVAILABLE

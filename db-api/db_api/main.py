@@ -14,7 +14,18 @@ from db_api.database import Database
 from db_api.docs import install_docs_pages
 from db_api.errors import install_error_handlers
 from db_api.limits import BodySizeLimitMiddleware
-from db_api.routes import account, chats, health, messages, reply_jobs, sessions, turns, users
+from db_api.routes import (
+    account,
+    admin,
+    chats,
+    health,
+    links,
+    messages,
+    reply_jobs,
+    sessions,
+    turns,
+    users,
+)
 
 DESCRIPTION = """
 Stores users, chats and messages for the chat app in PostgreSQL.
@@ -86,6 +97,8 @@ for router in (
     messages.router,
     turns.router,
     reply_jobs.router,
+    links.router,
+    admin.router,
     health.router,
 ):
     app.include_router(router)

@@ -31,6 +31,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 MESSAGE_ROLES = ("system", "user", "assistant")
 MESSAGE_STATUSES = ("complete", "generating", "stopped", "error")
+USER_ROLES = ("user", "admin")
+# pending: signed up under the approval policy, may sign in but not chat yet.
+USER_STATUSES = ("active", "pending", "disabled")
+SIGNUP_MODES = ("open", "approval", "closed")
+LINK_KINDS = ("invite", "password_reset")
 
 # Stable constraint names keep migrations reproducible across databases.
 NAMING_CONVENTION = {
@@ -80,6 +85,19 @@ class User(Base):
     # Counts every change to the user's chats and messages; PostgreSQL triggers bump it
     # (migration 0005), so a page can tell in one indexed read whether anything changed.
     revision: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    role: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="user", server_default="user"
+    )
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="active", server_default="active"
+    )
+    # Set at sign-in and when a sign-in is seen (once a minute): for the admin's list.
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(_in_list("role", USER_ROLES), name="role"),
+        CheckConstraint(_in_list("status", USER_STATUSES), name="status"),
+    )
 
 
 # Usernames are unique regardless of case, so "Alice" cannot shadow "alice".
@@ -229,3 +247,71 @@ class RateLimitBucket(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     tokens: Mapped[float] = mapped_column(Double, nullable=False)
     refilled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class AppSettings(Base):
+    """The settings an admin changes while the app runs: one row, read where they apply.
+
+    A null column means "the server's configuration": db-api's environment for the
+    sign-up policy and the limits, chat-ui's for the message length and system prompt.
+    """
+
+    __tablename__ = "app_settings"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    signup_mode: Mapped[str | None] = mapped_column(String(16))
+    replies_per_minute: Mapped[float | None] = mapped_column(Double)
+    reply_burst: Mapped[int | None] = mapped_column(Integer)
+    chats_per_minute: Mapped[float | None] = mapped_column(Double)
+    chat_burst: Mapped[int | None] = mapped_column(Integer)
+    max_message_chars: Mapped[int | None] = mapped_column(Integer)
+    system_prompt: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = _timestamp()
+
+    __table_args__ = (
+        CheckConstraint("id = 1", name="single_row"),
+        CheckConstraint(
+            f"signup_mode IS NULL OR {_in_list('signup_mode', SIGNUP_MODES)}", name="signup_mode"
+        ),
+    )
+
+
+class AccountLink(Base):
+    """A one-time link an admin hands over: an invite to sign up, or a password reset.
+
+    Only a hash of the link's token is stored; using the link deletes the row.
+    """
+
+    __tablename__ = "account_links"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    # The account a password reset is for; null for an invite.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = _timestamp()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    __table_args__ = (CheckConstraint(_in_list("kind", LINK_KINDS), name="kind"),)
+
+
+class AuditEvent(Base):
+    """Something an admin did, or a security event (a failed sign-in, a lockout).
+
+    Names are copied rather than referenced, so the record outlives the accounts.
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = _timestamp()
+    action: Mapped[str] = mapped_column(String(40), nullable=False)
+    actor_name: Mapped[str | None] = mapped_column(String(32))
+    target_name: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(500))
+    client_ip: Mapped[str | None] = mapped_column(String(45))

@@ -131,6 +131,20 @@ class ErrorDetail(BaseModel):
     detail: str = Field(examples=["Chat not found"])
 
 
+Role = Literal["user", "admin"]
+# pending: waiting for an admin's approval (may sign in, may not chat).
+AccountStatus = Literal["active", "pending", "disabled"]
+SignUpMode = Literal["open", "approval", "closed"]
+LinkToken = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        description="The token of a one-time link (an invite or a password reset), as handed over.",
+    ),
+]
+
+
 class UserCreate(_Strict):
     """A new account, or the credentials to check at login."""
 
@@ -161,6 +175,8 @@ class UserPublic(BaseModel):
     id: uuid.UUID
     username: str
     created_at: datetime
+    role: Role = "user"
+    status: AccountStatus = "active"
 
 
 class ChatCreate(_Strict):
@@ -571,6 +587,12 @@ def _client_ip(description: str) -> Any:
 class SignUp(UserCreate):
     """A new account, and the address it came from (sign-ups are limited per address)."""
 
+    invite: LinkToken | None = Field(
+        default=None,
+        description="An admin's invite link token: needed while sign-up is `closed`; makes "
+        "the account active at once under `approval`. Used up by the sign-up.",
+    )
+
     client_ip: IPvAnyAddress | None = _client_ip(
         "The signing-up browser's address as the web tier saw it (an IPv6 client counts as "
         "its /64)."
@@ -731,3 +753,135 @@ class ChatExportPage(BaseModel):
         description="Send it as `after` for the next page; null on the last page.",
         examples=["8d3e4c1a-3f7b-4e8e-9a51-1b2c3d4e5f60"],
     )
+
+
+class PublicSettings(BaseModel):
+    """What every service needs of the admin's settings; null: the service's own default."""
+
+    signup_mode: SignUpMode = Field(description="The sign-up policy in force.")
+    max_message_chars: int | None
+    system_prompt: str | None
+
+
+class LinkLookup(_Strict):
+    token: LinkToken
+
+
+class LinkInfo(BaseModel):
+    """A live one-time link: what it is for and until when it works."""
+
+    kind: Literal["invite", "password_reset"]
+    username: str | None = Field(description="The account a password reset is for.")
+    expires_at: datetime
+
+
+class PasswordReset(_Strict):
+    """A new password set with an admin's one-time reset link."""
+
+    token: LinkToken
+    new_password: Password
+
+
+class AdminUser(BaseModel):
+    """An account as the admin's list shows it: usage in numbers, never chat content."""
+
+    id: uuid.UUID
+    username: str
+    role: Role
+    status: AccountStatus
+    created_at: datetime
+    last_seen_at: datetime | None
+    chats: int
+    messages: int
+    storage_bytes: int = Field(description="Stored size of the user's titles and messages.")
+
+
+class AdminUserList(BaseModel):
+    items: list[AdminUser]
+    total: int = Field(description="Accounts matching the search, on every page.")
+
+
+class StatusChange(_Strict):
+    """Approve (`active` from `pending`), disable, or enable an account."""
+
+    status: Literal["active", "disabled"]
+
+
+class RoleChange(_Strict):
+    role: Role
+
+
+class InviteCreate(_Strict):
+    valid_hours: float = Field(default=72, gt=0, le=24 * 30, description="How long it works.")
+
+
+class LinkCreated(BaseModel):
+    """A new one-time link's token: shown once, only its hash is kept."""
+
+    token: str
+    expires_at: datetime
+
+
+class InvitePublic(BaseModel):
+    id: uuid.UUID
+    created_at: datetime
+    expires_at: datetime
+    created_by: str | None = Field(description="The admin who made it (null: since deleted).")
+
+
+class InviteList(BaseModel):
+    items: list[InvitePublic]
+
+
+class AppSettingsUpdate(_Strict):
+    """Every setting an admin changes; null puts one back to the server's configuration."""
+
+    signup_mode: SignUpMode | None = None
+    replies_per_minute: float | None = Field(default=None, gt=0, le=10_000)
+    reply_burst: int | None = Field(default=None, ge=1, le=10_000)
+    chats_per_minute: float | None = Field(default=None, gt=0, le=10_000)
+    chat_burst: int | None = Field(default=None, ge=1, le=10_000)
+    max_message_chars: int | None = Field(default=None, ge=1, le=MAX_MESSAGE_CHARS)
+    system_prompt: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+
+
+class ConfiguredDefaults(BaseModel):
+    """db-api's configuration: what a null setting means."""
+
+    signup_mode: SignUpMode
+    replies_per_minute: float
+    reply_burst: int
+    chats_per_minute: float
+    chat_burst: int
+
+
+class AppSettingsView(BaseModel):
+    """The admin's settings as stored (null: the configuration's value), and db-api's
+    configured values."""
+
+    signup_mode: SignUpMode | None
+    replies_per_minute: float | None
+    reply_burst: int | None
+    chats_per_minute: float | None
+    chat_burst: int | None
+    max_message_chars: int | None
+    system_prompt: str | None
+    defaults: ConfiguredDefaults
+    updated_at: datetime | None = Field(description="Null until an admin first saves.")
+
+
+class AuditEventPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    action: str
+    actor_name: str | None
+    target_name: str | None
+    detail: str | None
+    client_ip: str | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEventPublic]
+    next_before_id: int | None = Field(description="Pass as `before_id` for older events.")

@@ -17,10 +17,10 @@ from harness.db_api import DbApiServer
 from harness.forms import Browser, chat_id_of, stored_chat
 from harness.llama import LlamaServer
 from harness.processes import ServiceProcess, free_port
+from tests.support.questions import LONG_REPLY_QUESTION
 from tests.support.sse import post_json, read_until_done, send_json, sse_events
 
 # Hundreds of tokens: still being written when the process is killed.
-LONG_STORY = "Write a long story, at least 400 words, about a lighthouse keeper."
 SHORT_QUESTION = "Reply with just one word: hello."
 
 
@@ -62,7 +62,7 @@ def test_a_reply_whose_process_was_killed_is_shown_interrupted_and_the_chat_is_f
             # written once some of it was saved.
             for _attempt in range(3):
                 chat_id = chat_id_of(browser.submit("/chats"))
-                answer = send_json(browser, chat_id, LONG_STORY)
+                answer = send_json(browser, chat_id, LONG_REPLY_QUESTION)
                 assert answer.status_code == 202, answer.text
                 saved = _wait_for_saved_text(db_api, browser, chat_id)
                 if stored_chat(db_api, browser, chat_id)["messages"][-1]["status"] == "generating":
@@ -108,7 +108,7 @@ def test_a_queued_reply_survives_the_loss_of_the_process_that_queued_it(
             hog.sign_up()
             for _attempt in range(3):  # until its reply is still being written
                 hog_chat = chat_id_of(hog.submit("/chats"))
-                assert send_json(hog, hog_chat, LONG_STORY).status_code == 202
+                assert send_json(hog, hog_chat, LONG_REPLY_QUESTION).status_code == 202
                 _wait_for_saved_text(db_api, hog, hog_chat)
                 reply = stored_chat(db_api, hog, hog_chat)["messages"][-1]
                 if reply["status"] == "generating":

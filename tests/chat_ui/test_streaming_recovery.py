@@ -19,11 +19,11 @@ from harness.forms import Browser, chat_id_of, stored_chat, user_id_of
 from harness.llama import LlamaServer
 from harness.processes import free_port
 from tests.support.db_api import cut_off_writer
+from tests.support.questions import LONG_REPLY_QUESTION
 from tests.support.sse import post_json, read_until_done, send_json
 
 MARKER = "Earlier messages are beyond what the model can see."
 # Hundreds of tokens: still being written when the service is told to stop.
-LONG_STORY = "Write a long story, at least 400 words, about a lighthouse keeper."
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +164,7 @@ def test_shutting_down_mid_reply_saves_the_text_as_stopped(
     try:
         browser.sign_up()
         chat_id = chat_id_of(browser.submit("/chats"))
-        answer = send_json(browser, chat_id, LONG_STORY)
+        answer = send_json(browser, chat_id, LONG_REPLY_QUESTION)
         assert answer.status_code == 202, answer.text
         with browser.http.stream("GET", answer.json()["stream_url"]) as stream:
             lines = stream.iter_lines()

@@ -46,7 +46,11 @@ class ComposeStack:
         return f"http://127.0.0.1:{self.port}"
 
     def compose(
-        self, *arguments: str, check: bool = True, timeout: float = 600.0
+        self,
+        *arguments: str,
+        check: bool = True,
+        timeout: float = 600.0,
+        input: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         command = [
             "docker",
@@ -62,7 +66,7 @@ class ComposeStack:
             *arguments,
         ]
         result = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, check=False
+            command, input=input, capture_output=True, text=True, timeout=timeout, check=False
         )
         if check and result.returncode != 0:
             pytest.fail(
@@ -135,7 +139,9 @@ def write_env_file(directory: Path, port: int, tls_port: int) -> Path:
     household does.
     """
     env_file = directory / ".env"
-    env_file.write_text(f"APP_PORT={port}\nAPP_TLS_PORT={tls_port}\nSIGNUP_BURST=1000\n")
+    env_file.write_text(
+        f"APP_PORT={port}\nAPP_TLS_PORT={tls_port}\nSIGNUP_BURST=1000\nSIGNUP_MODE=open\n"
+    )
     return env_file
 
 

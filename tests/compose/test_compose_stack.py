@@ -208,6 +208,18 @@ def test_production_with_its_secrets_in_env_starts(production_project: Productio
     assert health.stdout.strip() == "200", health.stdout + health.stderr
 
 
+def test_an_operator_creates_an_admin_from_the_command_line(compose_stack: ComposeStack) -> None:
+    """The README's recipe: `docker compose exec db-api python -m db_api.admin ...`."""
+    name = unique_username("operator")
+    admin = ("exec", "-T", "db-api", "python", "-m", "db_api.admin")
+    compose_stack.compose(
+        *admin, "create-admin", name, "--password-stdin", input="an operator passphrase\n"
+    )
+    listed = compose_stack.compose(*admin, "list-users").stdout
+    row = next(line.split() for line in listed.splitlines() if line.startswith(name))
+    assert row[1:3] == ["admin", "active"], listed
+
+
 def test_browser_journey_through_published_port(
     compose_stack: ComposeStack, open_tab: OpenTab
 ) -> None:

@@ -26,9 +26,10 @@ from harness.factories import unique_username
 from harness.forms import Browser
 from tests.compose.conftest import ComposeStack
 from tests.compose.test_compose_stack import inspect
-from tests.e2e.test_streaming_browser import LONG_QUESTION, STORY_QUESTION, wait_for_text
+from tests.e2e.test_streaming_browser import LONG_QUESTION, wait_for_text
 from tests.support.browser import OpenTab, save_screenshot
 from tests.support.pages import latest_reply, new_chat, send, sign_in, sign_up
+from tests.support.questions import LONG_REPLY_QUESTION
 from tests.support.sse import read_until_done, send_json, sse_events
 
 CHAT_UI_REPLICAS = 3
@@ -219,7 +220,7 @@ def test_a_replica_killed_mid_reply_leaves_the_chat_usable(scaled_stack: Compose
         for _attempt in range(3):
             chat_id = browser.new_chat()
             since = time.time()
-            answer = send_json(browser, chat_id, STORY_QUESTION)
+            answer = send_json(browser, chat_id, LONG_REPLY_QUESTION)
             assert answer.status_code == 202, answer.text
             stream_url = answer.json()["stream_url"]
             if still_writing_after_a_save(browser, stream_url):

@@ -201,7 +201,42 @@ def export_chats(world: World) -> None:
     assert response.json() == {"items": [], "next_after": None}
 
 
+def admin_route(
+    method: str, path: str, body: dict[str, Any] | None = None
+) -> Callable[[World], None]:
+    """Bob is no admin: refused before anything is read, Alice's account included.
+
+    Every role and status (pending, disabled, a revoked admin) is in tests/db_api/test_admin.py.
+    """
+
+    def case(world: World) -> None:
+        concrete = path.format(user=world.alice["id"], invite=uuid.uuid4())
+        refused = world.as_bob(method, concrete, json=body)
+        assert refused.status_code == 403 and refused.json() == {"detail": "Admins only"}
+        alice_still_signs_in(world)
+
+    return case
+
+
 MATRIX: dict[tuple[str, str], Callable[[World], None]] = {
+    ("GET", "/admin/users"): admin_route("GET", "/admin/users"),
+    ("GET", "/admin/users/{target_id}"): admin_route("GET", "/admin/users/{user}"),
+    ("PUT", "/admin/users/{target_id}/status"): admin_route(
+        "PUT", "/admin/users/{user}/status", {"status": "disabled"}
+    ),
+    ("PUT", "/admin/users/{target_id}/role"): admin_route(
+        "PUT", "/admin/users/{user}/role", {"role": "admin"}
+    ),
+    ("DELETE", "/admin/users/{target_id}"): admin_route("DELETE", "/admin/users/{user}"),
+    ("POST", "/admin/users/{target_id}/password-reset"): admin_route(
+        "POST", "/admin/users/{user}/password-reset"
+    ),
+    ("GET", "/admin/invites"): admin_route("GET", "/admin/invites"),
+    ("POST", "/admin/invites"): admin_route("POST", "/admin/invites", {"valid_hours": 1}),
+    ("DELETE", "/admin/invites/{invite_id}"): admin_route("DELETE", "/admin/invites/{invite}"),
+    ("GET", "/admin/settings"): admin_route("GET", "/admin/settings"),
+    ("PUT", "/admin/settings"): admin_route("PUT", "/admin/settings", {"signup_mode": "open"}),
+    ("GET", "/admin/audit"): admin_route("GET", "/admin/audit"),
     ("POST", "/users/me/password"): change_password,
     ("DELETE", "/users/me"): delete_account,
     ("GET", "/sessions"): list_sessions,
@@ -239,6 +274,10 @@ SERVICE_LEVEL = {
     ("POST", "/sessions"): "called by chat-ui only after a password check; needs the service token",
     ("POST", "/reply-jobs/adopt"): "chat-ui takes over a reply whose writer died; it writes "
     "it for its owner, whom the answer names, and shows it to nobody",
+    ("GET", "/settings"): "the install's sign-up policy, message length and system prompt",
+    ("POST", "/links/lookup"): "the link's token is the credential; answers only what it is for",
+    ("POST", "/password-resets"): "the link's token is the credential; an admin made it for "
+    "one account (tests/db_api/test_admin.py)",
     ("GET", "/health/live"): "no data",
     ("GET", "/health/ready"): "no data",
     ("GET", "/openapi.json"): "the API description",
@@ -275,5 +314,7 @@ def test_every_non_health_route_needs_the_service_token(db_api: DbApiServer) -> 
                 path.replace("{chat_id}", str(uuid.uuid4()))
                 .replace("{session_id}", str(uuid.uuid4()))
                 .replace("{message_id}", "1")
+                .replace("{target_id}", str(uuid.uuid4()))
+                .replace("{invite_id}", str(uuid.uuid4()))
             )
             assert anonymous.request(method, concrete).status_code == 401, (method, path)

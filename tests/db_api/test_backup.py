@@ -65,8 +65,19 @@ def database_names(machine: Machine) -> set[str]:
 
 
 def fill_with_chats(client: httpx.Client) -> tuple[list[dict[str, Any]], str]:
-    """Two users with chats and messages, and a sign-in session of the first's."""
+    """Two users with chats and messages, and a sign-in session of the first's.
+
+    The first is the install's admin; the second signs up under the shipped approval
+    policy and is approved by the first.
+    """
     users = [create_user(client), create_user(client)]
+    assert [user["status"] for user in users] == ["active", "pending"]
+    approved = client.put(
+        f"/admin/users/{users[1]['id']}/status",
+        json={"status": "active"},
+        headers={"X-User-Id": users[0]["id"]},
+    )
+    assert approved.status_code == 204, approved.text
     for number, user in enumerate(users):
         chat = create_chat(client, user_id=user["id"], title=f"Plans {number}")
         turn = create_turn(client, user_id=user["id"], chat_id=chat["id"], content="Where to?")

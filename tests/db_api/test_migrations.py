@@ -25,6 +25,9 @@ APP_TABLES = {
     "reply_jobs",
     "model_slots",
     "rate_limit_buckets",
+    "app_settings",
+    "account_links",
+    "audit_events",
 }
 
 

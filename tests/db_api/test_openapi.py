@@ -25,7 +25,7 @@ def test_every_operation_is_named_and_summarised(db_api: DbApiServer) -> None:
         for method, operation in item.items()
         if method in HTTP_METHODS
     ]
-    assert len(operations) == 28
+    assert len(operations) == 43
     for path, method, operation in operations:
         where = f"{method.upper()} {path}"
         assert operation.get("summary"), where

@@ -21,7 +21,7 @@ def test_create_user_answers_public_fields_only(db_api_client: httpx.Client) -> 
     )
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "username", "created_at"}
+    assert set(body) == {"id", "username", "created_at", "role", "status"}
     assert body["username"] == username
     uuid.UUID(body["id"])
 

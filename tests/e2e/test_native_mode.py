@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,6 +71,18 @@ def test_native_mode_runs_stops_cleanly_and_keeps_data(native_env: dict[str, str
         browser.sign_up()
         chat_id = chat_id_of(browser.submit("/chats"))
         browser.close()
+        # The first account is the admin, as the operator's command line shows.
+        listed = subprocess.run(
+            ["make", "--no-print-directory", "admin", "ARGS=list-users"],
+            cwd=REPO_ROOT,
+            env=native_env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert [browser.username, "admin", "active"] == listed.stdout.splitlines()[-1].split()[:3]
     finally:
         stop_like_ctrl_c(honcho)
 

@@ -18,12 +18,12 @@ from native.stack import UNLIMITED
 from tests.support.breaking_model import PARTIAL_TEXT, serve_breaking_model
 from tests.support.browser import BrowserTab, OpenTab, save_screenshot
 from tests.support.pages import latest_reply, new_chat, send, sign_in, sign_up
+from tests.support.questions import LONG_REPLY_QUESTION
 
 LONG_QUESTION = "Count from 1 to 300, one number per line."
 # Prose: a count sometimes comes back as three numbers, too short to see it grow.
 MEDIUM_QUESTION = "Write a short story about a lighthouse keeper."
 # Prose fills lines whatever layout the model picks (a count may come as one line).
-STORY_QUESTION = "Write a long story, at least 400 words, about a lighthouse keeper."
 WINDOW_HEIGHT = 400
 # Polling the page, not timing it: each look is this far apart, up to the deadline.
 LOOK_EVERY_MS = 100
@@ -238,7 +238,7 @@ def test_scrolling_up_pauses_auto_scroll_and_the_bottom_resumes_it(
 
 
 def check_scrolling_while_a_reply_streams(page: Page) -> None:
-    reply = send(page, STORY_QUESTION)
+    reply = send(page, LONG_REPLY_QUESTION)
     question = page.locator(".message--user").last
     # Taller than the window: following the reply has to scroll the question away.
     wait_until_taller_than(page, reply, WINDOW_HEIGHT + 150)

@@ -5,6 +5,8 @@ Routes come from the app itself, so a GET route added later is checked here too.
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 
@@ -35,6 +37,13 @@ def own_chat(signed_in: Browser, inprocess: InProcessApp) -> tuple[str, int]:
     return chat_id, reply["id"]
 
 
+def concrete(template: str, chat_id: str, reply_id: int) -> str:
+    # An admin page names an account or an invite: a made-up one is as good as any here.
+    return template.format(
+        chat_id=chat_id, message_id=reply_id, user_id=uuid.uuid4(), invite_id=uuid.uuid4()
+    )
+
+
 def assert_head_answers_like_get(client: httpx.Client, path: str) -> None:
     get = client.get(path, follow_redirects=False)
     head = client.head(path, follow_redirects=False)
@@ -48,9 +57,7 @@ def test_head_answers_like_get_signed_in(
     signed_in: Browser, own_chat: tuple[str, int], template: str
 ) -> None:
     chat_id, reply_id = own_chat
-    assert_head_answers_like_get(
-        signed_in.http, template.format(chat_id=chat_id, message_id=reply_id)
-    )
+    assert_head_answers_like_get(signed_in.http, concrete(template, chat_id, reply_id))
 
 
 @pytest.mark.parametrize("template", GET_ROUTES)
@@ -59,7 +66,7 @@ def test_head_answers_like_get_signed_out(
 ) -> None:
     chat_id, reply_id = own_chat
     stranger = inprocess.client()
-    assert_head_answers_like_get(stranger, template.format(chat_id=chat_id, message_id=reply_id))
+    assert_head_answers_like_get(stranger, concrete(template, chat_id, reply_id))
 
 
 def test_head_leaves_a_one_shot_notice_for_the_page_that_shows_it(signed_in: Browser) -> None:

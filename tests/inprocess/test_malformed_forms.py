@@ -41,6 +41,19 @@ TYPED = {
     "new_password": "A new password typed in",
     "new_password_confirm": "A new password typed in",
     "session_id": str(uuid.uuid4()),
+    "invite": "an-invite-token",
+    "token": "a-reset-link-token",
+    "status": "disabled",
+    "role": "admin",
+    "back": "/admin/users",
+    "valid_hours": "24",
+    "signup_mode": "open",
+    "replies_per_minute": "3",
+    "reply_burst": "5",
+    "chats_per_minute": "1",
+    "chat_burst": "5",
+    "max_message_chars": "100",
+    "system_prompt": "Be brief.",
 }
 A_FILE = ("notes.txt", b"what a file holds", "text/plain")
 HUMAN_WORDS = MalformedForm.message
@@ -89,7 +102,7 @@ def test_a_file_part_in_any_form_field_is_refused(
     before = everything_stored(alice)
     response = browser.http.request(
         method,
-        template.format(chat_id=alice["chat_id"]),
+        template.format(chat_id=alice["chat_id"], user_id=uuid.uuid4(), invite_id=uuid.uuid4()),
         data=form,
         files={field: A_FILE},
         headers=JSON if caller == "script" else {},

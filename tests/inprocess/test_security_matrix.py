@@ -54,8 +54,28 @@ OWN_OR_PUBLIC = {
     ("GET", "/account/export"): "exports Bob's own chats (tests/inprocess/test_account.py)",
     ("GET", "/account/delete"): "a confirmation page",
     ("POST", "/account/delete"): "deletes Bob's own account",
+    ("GET", "/reset-password"): "public form; the link's token is the credential",
+    ("POST", "/reset-password"): "public form; the link's token is the credential",
     ("GET", "/health"): "no data",
     ("GET", "/health/ready"): "no data",
+}
+# The admin pages: a 404 for everyone but an active admin, as db-api checks too. The
+# role matrix (user, admin, pending, disabled, signed out) runs against the real db-api
+# in tests/chat_ui/test_admin.py; this tier checks their CSRF protection.
+ADMIN_ROUTES = {
+    ("GET", "/admin"),
+    ("GET", "/admin/users"),
+    ("POST", "/admin/users/{user_id}/status"),
+    ("POST", "/admin/users/{user_id}/role"),
+    ("GET", "/admin/users/{user_id}/delete"),
+    ("POST", "/admin/users/{user_id}/delete"),
+    ("POST", "/admin/users/{user_id}/password-reset"),
+    ("GET", "/admin/invites"),
+    ("POST", "/admin/invites"),
+    ("POST", "/admin/invites/{invite_id}/delete"),
+    ("GET", "/admin/settings"),
+    ("POST", "/admin/settings"),
+    ("GET", "/admin/audit"),
 }
 STATE_CHANGING = {route for route in route_table(app) if route[0] not in ("GET", "HEAD")}
 
@@ -89,7 +109,7 @@ def alice_chat(world: dict[str, Any]) -> Any:
 
 def test_every_route_is_classified() -> None:
     table = route_table(app)
-    assert table == CHAT_ROUTES.keys() | OWN_OR_PUBLIC.keys()
+    assert table == CHAT_ROUTES.keys() | OWN_OR_PUBLIC.keys() | ADMIN_ROUTES
     print(
         f"chat-ui route table: {len(table)} routes; {len(CHAT_ROUTES)} name a chat; "
         f"{len(STATE_CHANGING)} change state"
@@ -139,7 +159,9 @@ def test_every_state_change_needs_this_sessions_csrf_token(
 ) -> None:
     alice: Browser = alice_and_bob["alice"]
     method, template = route
-    path = template.format(chat_id=alice_and_bob["chat_id"])
+    path = template.format(
+        chat_id=alice_and_bob["chat_id"], user_id=alice_and_bob["alice_id"], invite_id=uuid.uuid4()
+    )
     form = dict(CHAT_ROUTES.get(route) or {})
     # Every field a route reads, so a check that let the form through would change something.
     form |= {
@@ -152,6 +174,11 @@ def test_every_state_change_needs_this_sessions_csrf_token(
         "new_password": "a changed password",
         "new_password_confirm": "a changed password",
         "session_id": alice_and_bob["alice_session_id"],
+        "status": "disabled",
+        "role": "user",
+        "signup_mode": "closed",
+        "valid_hours": "24",
+        "token": "a-reset-link-token",
     }
     if token == "wrong":
         form["csrf_token"] = "x" * 43

@@ -27,6 +27,8 @@ DB_API_VARIABLES = (
     "POSTGRES_DB",
     "SERVICE_TOKEN",
     "APP_ENV",
+    "SIGNUP_BURST",
+    "SIGNUP_MODE",
 )
 
 

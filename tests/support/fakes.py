@@ -16,7 +16,9 @@ read and closed) is the production code:
   it; a matching `If-None-Match` gets 304), and the account's own routes (sessions
   listed and ended one by one; a new password ends the other sessions and a deletion
   takes everything of the user, both 403 for a wrong password, which counts towards
-  the same lock as a failed sign-in). Request
+  the same lock as a failed sign-in), and the `open` sign-up policy with every account
+  an active user (`GET /settings`; roles, approval and the admin's routes are tested
+  against db-api itself, in `tests/db_api` and `tests/chat_ui`). Request
   bodies and search queries are validated with db-api's own models (`db_api.schemas`),
   so a refusal is db-api's 422 with its `detail`; answers are built through db-api's
   response models, so they have its documented shapes (`tests/unit/test_fakes.py`
@@ -129,6 +131,8 @@ class _User:
     revision: int = 0
     failures: int = 0
     locked_until: datetime | None = None
+    # Nobody is an admin here: the admin's routes are db-api's own (see the docstring).
+    role: str = "user"
 
 
 @dataclass
@@ -294,6 +298,9 @@ class FakeDbApi:
         match method, parts:
             case "GET", ["health", "ready"]:
                 return 200, {"status": "ok"}, {}
+            case "GET", ["settings"]:
+                settings = {"signup_mode": "open", "max_message_chars": None, "system_prompt": None}
+                return 200, _shape(db.PublicSettings, settings), {}
             case "POST", ["users"]:
                 return 201, self._create_user(body), {}
             case "POST", ["users", "verify"]:
@@ -860,7 +867,14 @@ class FakeDbApi:
 
     def _public_user(self, user: _User) -> dict[str, Any]:
         return _shape(
-            db.UserPublic, {"id": user.id, "username": user.username, "created_at": user.created_at}
+            db.UserPublic,
+            {
+                "id": user.id,
+                "username": user.username,
+                "created_at": user.created_at,
+                "role": user.role,
+                "status": "active",
+            },
         )
 
     def _public_chat(self, chat: _Chat) -> dict[str, Any]:

@@ -97,7 +97,8 @@ def inprocess(asgi_portal: BlockingPortal) -> Iterator[InProcessApp]:
     db, model = FakeDbApi(), FakeModel()
     db_client, lm_client = in_memory_db_client(db), in_memory_lm_client(model)
     registry = GenerationRegistry()
-    app.state.settings = settings
+    app.state.configured_settings = app.state.settings = settings
+    app.state.public_settings = None  # the lifespan's reader would fetch db-api's
     app.state.generations = registry
     app.state.page_cache = PageCache(max_bytes=settings.page_cache_mb * 1024 * 1024)
     app.dependency_overrides[deps.get_db] = lambda: db_client

@@ -82,7 +82,54 @@ _CREDENTIALS = {"username": "alice", "password": "correct horse battery"}
 # least once and leave each out at least once, so every conditional body key is sent.
 CONTRACTS: dict[str, Contract] = {
     "create_user": _contract(
-        "create_user", _CREDENTIALS, {**_CREDENTIALS, "client_ip": "203.0.113.7"}
+        "create_user",
+        _CREDENTIALS,
+        {**_CREDENTIALS, "client_ip": "203.0.113.7", "invite": "an-invite-token"},
+    ),
+    "public_settings": _contract("public_settings", {}),
+    "lookup_link": _contract("lookup_link", {"token": "a-link-token"}),
+    "reset_password": _contract(
+        "reset_password", {"token": "a-link-token", "new_password": "a new passphrase"}
+    ),
+    "admin_users": _contract(
+        "list_users",
+        {"admin_id": USER_ID},
+        {"admin_id": USER_ID, "search": "ali", "status": "pending", "offset": 50, "limit": 50},
+    ),
+    "admin_user": _contract("get_user", {"admin_id": USER_ID, "user_id": SESSION_ID}),
+    "admin_set_status": _contract(
+        "change_status", {"admin_id": USER_ID, "user_id": SESSION_ID, "status": "active"}
+    ),
+    "admin_set_role": _contract(
+        "change_role", {"admin_id": USER_ID, "user_id": SESSION_ID, "role": "admin"}
+    ),
+    "admin_delete_user": _contract("delete_user", {"admin_id": USER_ID, "user_id": SESSION_ID}),
+    "admin_password_reset": _contract(
+        "create_password_reset", {"admin_id": USER_ID, "user_id": SESSION_ID}
+    ),
+    "admin_invites": _contract("list_invites", {"admin_id": USER_ID}),
+    "admin_create_invite": _contract("create_invite", {"admin_id": USER_ID, "valid_hours": 72.0}),
+    "admin_revoke_invite": _contract(
+        "revoke_invite", {"admin_id": USER_ID, "invite_id": SESSION_ID}
+    ),
+    "admin_settings": _contract("get_app_settings", {"admin_id": USER_ID}),
+    "admin_update_settings": _contract(
+        "update_app_settings",
+        {
+            "admin_id": USER_ID,
+            "values": {
+                "signup_mode": "closed",
+                "replies_per_minute": 3.0,
+                "reply_burst": None,
+                "chats_per_minute": None,
+                "chat_burst": 5,
+                "max_message_chars": 2000,
+                "system_prompt": "Be brief.",
+            },
+        },
+    ),
+    "admin_audit": _contract(
+        "audit_log", {"admin_id": USER_ID}, {"admin_id": USER_ID, "before_id": 40, "limit": 50}
     ),
     "verify_user": _contract(
         "verify_user", _CREDENTIALS, {**_CREDENTIALS, "client_ip": "203.0.113.7"}

@@ -7,15 +7,23 @@ signing out (here, or everywhere) ends every copy of the cookie.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from chat_ui.db_client import DbClient
 from chat_ui.deps import DbDep, OptionalUser, SettingsDep, client_ip
-from chat_ui.errors import SESSION_EXPIRED_MESSAGE, ChatUiError, InvalidInput
+from chat_ui.errors import (
+    SESSION_EXPIRED_MESSAGE,
+    ChatUiError,
+    InvalidInput,
+    LinkInvalid,
+    SignUpClosed,
+)
 from chat_ui.forms import FormRouter, FormText
-from chat_ui.pages import render, see_other
-from chat_ui.schemas import UserPublic
+from chat_ui.pages import NO_REFERRER, render, see_other
+from chat_ui.schemas import PublicSettings, UserPublic
 from chat_ui.security import safe_next_path
 from chat_ui.sessions import pop_flash, session_token, set_flash, sign_in, sign_out
 from chat_ui.views import SIGN_IN_FLASH, FailurePage, failure_page, form_again
@@ -61,18 +69,62 @@ async def start_session(
     sign_in(request, user, token=started.token)
 
 
+def signup_mode(request: Request) -> str:
+    """The sign-up policy as last read from db-api (runtime_settings); db-api decides."""
+    public: PublicSettings | None = request.app.state.public_settings
+    return "approval" if public is None else public.signup_mode
+
+
+async def signup_context(request: Request, db: DbClient, invite: str) -> dict[str, Any]:
+    """What the sign-up page says: the policy, and whether the invite (if any) still works."""
+    context: dict[str, Any] = {"username": "", "signup_mode": signup_mode(request), "invite": ""}
+    if invite:
+        try:
+            link = await db.lookup_link(invite)
+        except LinkInvalid as invalid:
+            context["error"] = invalid.message
+        else:
+            if link.kind == "invite":
+                context["invite"] = invite
+            else:
+                context["error"] = LinkInvalid.message
+    context["closed"] = context["signup_mode"] == "closed" and not context["invite"]
+    return context
+
+
 @router.get("/signup", response_class=HTMLResponse, summary="Sign-up page")
-async def signup_page(request: Request, user: OptionalUser) -> Response:
+async def signup_page(
+    request: Request, user: OptionalUser, db: DbDep, invite: str = ""
+) -> Response:
     if user is not None:
         return see_other("/chats")
-    return render(request, "signup.html", {"username": ""})
+    context = await signup_context(request, db, invite[:200])
+    return render(request, "signup.html", context, headers=NO_REFERRER)
+
+
+async def signup_again(request: Request, db: DbDep) -> FailurePage:
+    """The form again with the name kept and the policy (and invite) still in force."""
+    form = await request.form()
+    invite = form.get("invite")
+    username = form.get("username")
+
+    async def page(error: ChatUiError) -> Response:
+        context = await signup_context(request, db, invite if isinstance(invite, str) else "")
+        context.update(
+            username=username.strip() if isinstance(username, str) else "", error=error.message
+        )
+        if isinstance(error, SignUpClosed):  # closed since the page was shown
+            context["closed"] = True
+        return render(request, "signup.html", context, status_code=error.status_code)
+
+    return page
 
 
 @router.post(
     "/signup",
     response_class=HTMLResponse,
     summary="Create an account",
-    dependencies=[failure_page(form_again("signup.html", keep=("username",)))],
+    dependencies=[failure_page(signup_again)],
 )
 async def sign_up(
     request: Request,
@@ -81,12 +133,76 @@ async def sign_up(
     username: FormText = "",
     password: FormText = "",
     password_confirm: FormText = "",
+    invite: FormText = "",
 ) -> Response:
     username = username.strip()
     validate_signup(username, password, password_confirm)
-    user = await db.create_user(username=username, password=password, client_ip=client_ip(request))
+    user = await db.create_user(
+        username=username, password=password, client_ip=client_ip(request), invite=invite[:200]
+    )
     await start_session(request, db, settings, user)
     return see_other("/chats")
+
+
+@router.get("/reset-password", response_class=HTMLResponse, summary="Choose a new password")
+async def reset_password_page(request: Request, db: DbDep, token: str = "") -> Response:
+    context: dict[str, Any] = {"token": "", "username": ""}
+    try:
+        link = await db.lookup_link(token[:200]) if token else None
+    except LinkInvalid as invalid:
+        link, context["error"] = None, invalid.message
+    if link is not None and link.kind == "password_reset":
+        context.update(token=token, username=link.username or "")
+    elif "error" not in context:
+        context["error"] = LinkInvalid.message
+    status = 200 if context["token"] else LinkInvalid.status_code
+    return render(request, "reset_password.html", context, status_code=status, headers=NO_REFERRER)
+
+
+async def reset_again(request: Request, db: DbDep) -> FailurePage:
+    form = await request.form()
+    token = form.get("token")
+
+    async def page(error: ChatUiError) -> Response:
+        if not isinstance(error, InvalidInput | LinkInvalid):
+            raise error  # the error page: a stale form, db-api down
+        context: dict[str, Any] = {"token": "", "username": "", "error": error.message}
+        if isinstance(token, str) and isinstance(error, InvalidInput):
+            # The link still works: the form again, to choose a better password.
+            try:
+                link = await db.lookup_link(token)
+            except LinkInvalid:
+                pass
+            else:
+                context.update(token=token, username=link.username or "")
+        return render(request, "reset_password.html", context, status_code=error.status_code)
+
+    return page
+
+
+@router.post(
+    "/reset-password",
+    response_class=HTMLResponse,
+    summary="Set a new password with a reset link",
+    dependencies=[failure_page(reset_again)],
+)
+async def reset_password(
+    request: Request,
+    db: DbDep,
+    token: FormText = "",
+    new_password: FormText = "",
+    new_password_confirm: FormText = "",
+) -> Response:
+    if not token:
+        raise LinkInvalid()
+    validate_new_password(new_password, new_password_confirm)
+    await db.reset_password(token=token[:200], new_password=new_password)
+    if (signed_in := session_token(request)) is not None:
+        # Whoever set the password signs in with it next, not as whoever was signed in here.
+        await db.end_session(signed_in)
+    sign_out(request)
+    set_flash(request, SIGN_IN_FLASH, notice="Your new password is set. Sign in with it.")
+    return see_other("/login")
 
 
 @router.get("/login", response_class=HTMLResponse, summary="Sign-in page")

@@ -18,6 +18,7 @@ const queuedText = (position) =>
   `Queued, position ${position}: the model is writing other replies first…`;
 
 document.addEventListener("DOMContentLoaded", () => {
+  showFullLinks();
   const form = document.querySelector("form[data-composer]");
   const latest = document.getElementById("latest");
   if (latest) latest.scrollIntoView({ block: "end" });
@@ -25,6 +26,15 @@ document.addEventListener("DOMContentLoaded", () => {
   const chat = new ChatPage(form);
   chat.resumeLiveReply();
 });
+
+// A one-time link is rendered as a path (the server trusts no Host header); the
+// browser knows the address it reached the server by, so it shows the whole link.
+function showFullLinks() {
+  for (const field of document.querySelectorAll("input[data-absolute-link]")) {
+    field.value = new URL(field.value, window.location.href).href;
+    field.addEventListener("focus", () => field.select());
+  }
+}
 
 // A version 4 UUID; crypto.randomUUID exists only on HTTPS pages, getRandomValues everywhere.
 function randomUuid() {

@@ -13,7 +13,7 @@ from db_api.config import RateLimit
 from db_api.database import DriverConnection, HotRead
 from db_api.errors import ChatNotFoundError, UserNotFoundError
 from db_api.models import Chat
-from db_api.queries.rate_limits import take_token
+from db_api.queries.rate_limits import take_user_token
 from db_api.queries.users import get_user
 from db_api.schemas import ChatPublic
 
@@ -77,7 +77,7 @@ async def create_chat(
         # Otherwise the owner vanished between the check and the insert.
         raise UserNotFoundError() from None
     # The bucket last, as in every writer (after the user's row, which the insert locks).
-    await take_token(db, action="chat", subject=owner_id, limit=chat_limit)
+    await take_user_token(db, action="chat", user_id=owner_id, default=chat_limit)
     await db.commit()
     return chat, True
 

@@ -59,8 +59,10 @@ async def record_failure(
     lock_seconds: int | None,
     window_seconds: int | None = None,
     progressive_up_to: int | None = None,
-) -> None:
+) -> float | None:
     """Count a failure for `key`; the last allowed one locks it and starts the count over.
+
+    Answers the seconds of the lock this failure started, if it started one.
 
     With `window_seconds`, failures older than the window no longer count. Without
     `lock_seconds` nothing locks (the caller reads the count). With `progressive_up_to`,
@@ -83,8 +85,10 @@ async def record_failure(
             ).returning(LoginThrottle.failures)
         )
     ).scalar_one()
+    locked_for: float | None = None
     if progressive_up_to is not None and failures >= max_failures:
         delay = min(2.0 ** (failures - max_failures), progressive_up_to)
+        locked_for = delay
         await db.execute(
             update(LoginThrottle)
             .where(LoginThrottle.key == key)
@@ -100,7 +104,9 @@ async def record_failure(
                 locked_until=now + timedelta(seconds=lock_seconds),
             )
         )
+        locked_for = lock_seconds
     await db.commit()
+    return locked_for
 
 
 async def clear_failures(db: AsyncSession, *, key: str) -> None:
@@ -109,21 +115,23 @@ async def clear_failures(db: AsyncSession, *, key: str) -> None:
 
 async def record_account_failure(
     db: AsyncSession, *, settings: Settings, pair_key: str, account_key: str, now: datetime
-) -> None:
+) -> float | None:
     """A wrong password for an account: counted from this address and from every address.
+
+    Answers the seconds of the longest lock this failure started, if any.
 
     From this address, `LOGIN_MAX_FAILURES` lock the pair for `LOGIN_LOCK_SECONDS`; from
     every address, each failure past `LOGIN_ACCOUNT_MAX_FAILURES` makes the next attempt
     wait twice as long, up to `LOGIN_MAX_DELAY_SECONDS`.
     """
-    await record_failure(
+    pair_lock = await record_failure(
         db,
         key=pair_key,
         now=now,
         max_failures=settings.login_max_failures,
         lock_seconds=settings.login_lock_seconds,
     )
-    await record_failure(
+    account_lock = await record_failure(
         db,
         key=account_key,
         now=now,
@@ -132,3 +140,5 @@ async def record_account_failure(
         window_seconds=settings.login_account_window_seconds,
         progressive_up_to=settings.login_max_delay_seconds,
     )
+    locks = [seconds for seconds in (pair_lock, account_lock) if seconds is not None]
+    return max(locks, default=None)

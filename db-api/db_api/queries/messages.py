@@ -34,7 +34,7 @@ from db_api.queries.chats import (
     touch_owned_chat,
     violated_constraint,
 )
-from db_api.queries.rate_limits import take_token
+from db_api.queries.rate_limits import take_user_token
 from db_api.schemas import MessagePublic, content_may_be_empty
 
 # A partial unique index: at most one message per chat may be "generating".
@@ -111,7 +111,7 @@ async def add_message(
     chat = await touch_owned_chat(db, owner_id=owner_id, chat_id=chat_id)
     if status == "generating":
         await _refuse_a_second_reply_of_the_user(db, owner_id=owner_id, chat_id=chat_id)
-        await take_token(db, action="reply", subject=owner_id, limit=reply_limit)
+        await take_user_token(db, action="reply", user_id=owner_id, default=reply_limit)
     (message,) = await _insert_messages(
         db, [{"chat_id": chat.id, "role": role, "content": content, "status": status}]
     )
@@ -175,7 +175,7 @@ async def start_turn(
         if replayed is not None:
             return replayed
     await _refuse_a_second_reply_of_the_user(db, owner_id=owner_id, chat_id=chat_id)
-    await take_token(db, action="reply", subject=owner_id, limit=reply_limit)
+    await take_user_token(db, action="reply", user_id=owner_id, default=reply_limit)
     if replace_after_id is not None:
         await db.execute(
             delete(Message).where(Message.chat_id == chat.id, Message.id > replace_after_id),
@@ -297,7 +297,7 @@ async def update_message(
         await _refuse_a_second_reply_of_the_user(
             db, owner_id=owner_id, chat_id=chat_id, current=message.status
         )
-        await take_token(db, action="reply", subject=owner_id, limit=reply_limit)
+        await take_user_token(db, action="reply", user_id=owner_id, default=reply_limit)
     # Read now: the UPDATE ... RETURNING below refreshes `message` itself.
     old_status = message.status
     new_content = message.content if content is None else content

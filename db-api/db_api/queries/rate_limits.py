@@ -13,13 +13,14 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db_api.config import RateLimit
-from db_api.errors import RateLimitedError
-from db_api.models import RateLimitBucket
+from db_api.errors import AccountDisabledError, AccountPendingError, RateLimitedError
+from db_api.models import AppSettings, RateLimitBucket, User
+from db_api.queries.app_settings import SETTINGS_ROW, limit_of
 
 # What is counted, and whose: a user's replies and chats, an address's sign-ups.
 Action = Literal["reply", "chat", "signup"]
@@ -74,3 +75,31 @@ async def take_token(
         await db.rollback()
         # The next whole token is -tokens away, at `per_second`.
         raise RateLimitedError(REFUSALS[action], retry_after_seconds=-tokens / per_second)
+
+
+async def take_user_token(
+    db: AsyncSession, *, action: Action, user_id: uuid.UUID, default: RateLimit
+) -> None:
+    """A user's action on the model or their chats: allowed only to an active account, at
+    the admin's limit where one is set (`app_settings`), else `default`.
+
+    Reads the account's status and the settings in the caller's transaction, so an
+    approval, a disabling or a new limit holds on every replica from the next request.
+    """
+    row = (
+        await db.execute(
+            select(User.status, AppSettings)
+            .select_from(User)
+            .outerjoin(AppSettings, AppSettings.id == SETTINGS_ROW)
+            .where(User.id == user_id)
+        )
+    ).one_or_none()
+    status, stored = (None, None) if row is None else row
+    if status == "pending":
+        await db.rollback()
+        raise AccountPendingError()
+    if status == "disabled":
+        await db.rollback()
+        raise AccountDisabledError()
+    limit = default if stored is None else limit_of(stored, action=action, default=default)
+    await take_token(db, action=action, subject=user_id, limit=limit)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,6 +38,7 @@ async def create_sign_in(
     """Store a new sign-in for the user, and forget the user's sign-ins that have expired."""
     user = await get_user(db, user_id=user_id)
     await db.execute(delete(SignIn).where(SignIn.user_id == user.id, SignIn.expires_at <= now))
+    user.last_seen_at = now
     sign_in = SignIn(
         user_id=user.id,
         token_hash=token_hash,
@@ -100,13 +101,21 @@ class LiveSignIn(NamedTuple):
     user_created_at: datetime
     # The account's data revision (see migration 0005): the pages' ETag.
     revision: int
+    role: str
+    status: str
 
     def user(self) -> UserPublic:
-        return UserPublic(id=self.user_id, username=self.username, created_at=self.user_created_at)
+        return UserPublic(
+            id=self.user_id,
+            username=self.username,
+            created_at=self.user_created_at,
+            role=self.role,  # type: ignore[arg-type]
+            status=self.status,  # type: ignore[arg-type]
+        )
 
     def etag(self) -> str:
-        """Names one state of everything the user's pages show."""
-        return f'"{self.user_id}.{self.revision}"'
+        """Names one state of everything the user's pages show (the role: its Admin link)."""
+        return f'"{self.user_id}.{self.revision}.{self.role}"'
 
 
 _LIVE_SIGN_IN = HotRead(
@@ -119,14 +128,28 @@ _LIVE_SIGN_IN = HotRead(
         User.username,
         User.created_at,
         User.revision,
+        User.role,
+        User.status,
     )
     .join(User, User.id == SignIn.user_id)
-    .where(SignIn.token_hash == bindparam("token_hash"), SignIn.expires_at > bindparam("now"))
+    .where(
+        SignIn.token_hash == bindparam("token_hash"),
+        SignIn.expires_at > bindparam("now"),
+        # Disabling ends the account's sign-ins; this holds even for one started meanwhile.
+        User.status != literal_column("'disabled'"),
+    )
 )
 
-
+_TOUCHED_SIGN_IN = (
+    update(SignIn)
+    .where(SignIn.id == bindparam("id"))
+    .values(last_seen_at=bindparam("now"))
+    .returning(SignIn.user_id)
+    .cte("touched")
+)
+# The sign-in and its account (the admin's "last seen") in one autocommitted statement.
 _TOUCH = HotRead(
-    update(SignIn).where(SignIn.id == bindparam("id")).values(last_seen_at=bindparam("now"))
+    update(User).where(User.id == _TOUCHED_SIGN_IN.c.user_id).values(last_seen_at=bindparam("now"))
 )
 
 

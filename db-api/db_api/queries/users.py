@@ -9,16 +9,64 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db_api.errors import UsernameTakenError, UserNotFoundError
+from db_api.errors import (
+    LinkNotFoundError,
+    SignUpClosedError,
+    UsernameTakenError,
+    UserNotFoundError,
+)
 from db_api.models import Chat, SignIn, User
+from db_api.queries import audit, links
 from db_api.queries.rate_limits import forget_buckets
 
+# Held while a sign-up decides whether it is the first account (the admin): two first
+# sign-ups at once must not both become admins.
+FIRST_ACCOUNT_LOCK = 0x5349474E  # "SIGN"
 
-async def create_user(db: AsyncSession, *, username: str, password_hash: str) -> User:
+
+async def create_user(
+    db: AsyncSession,
+    *,
+    username: str,
+    password_hash: str,
+    mode: str,
+    invite_token_hash: str | None = None,
+    client_ip: str | None = None,
+) -> User:
+    """A new account under the sign-up policy `mode`; the install's first one is its admin.
+
+    `open` and a valid invite make an active account, `approval` a pending one; `closed`
+    without a valid invite is refused (SignUpClosedError), as is an invalid invite in any
+    mode (LinkNotFoundError). The invite is used up in the same transaction.
+    """
+    await db.execute(select(func.pg_advisory_xact_lock(FIRST_ACCOUNT_LOCK)))
     if await find_user_by_username(db, username=username) is not None:
         raise UsernameTakenError()
-    user = User(username=username, password_hash=password_hash)
+    first = await db.scalar(select(User.id).limit(1)) is None
+    invited = invite_token_hash is not None and await links.use_invite(
+        db, token_hash=invite_token_hash
+    )
+    if invite_token_hash is not None and not invited and not first:
+        raise LinkNotFoundError()
+    if first:
+        role, status = "admin", "active"
+    elif invited or mode == "open":
+        role, status = "user", "active"
+    elif mode == "approval":
+        role, status = "user", "pending"
+    else:
+        raise SignUpClosedError()
+    user = User(username=username, password_hash=password_hash, role=role, status=status)
     db.add(user)
+    how = "as the first account, the admin" if first else "with an invite" if invited else mode
+    audit.record(
+        db,
+        action="signed_up",
+        actor=username,
+        target=username,
+        detail=f"{how}; {status}",
+        client_ip=client_ip,
+    )
     try:
         await db.commit()
     except IntegrityError:

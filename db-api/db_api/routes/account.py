@@ -22,7 +22,7 @@ from db_api.database import WriteSession
 from db_api.deps import CurrentUserId, OptionalSessionToken, ServiceAuth, SettingsDep
 from db_api.errors import TooManyLoginFailuresError, WrongPasswordError
 from db_api.models import User
-from db_api.queries import login_throttles, users
+from db_api.queries import admin, audit, login_throttles, users
 from db_api.schemas import AccountDeletion, ErrorDetail, PasswordChange
 
 router = APIRouter(
@@ -82,13 +82,26 @@ async def change_password(
     description="Checks `password`, then deletes the account with everything that is "
     "its: sessions, chats, messages, replies being written, rate-limit buckets. One "
     "transaction: a wrong password (403, counted like a failed sign-in; 429 while "
-    "throttled) deletes nothing.",
+    "throttled) deletes nothing. The install's last active admin is refused (409): "
+    "someone else must be made admin first.",
+    responses={409: {"model": ErrorDetail, "description": "The install's last active admin"}},
 )
 async def delete_account(
     body: AccountDeletion, user_id: CurrentUserId, db: WriteSession, settings: SettingsDep
 ) -> Response:
+    # Before the account's row, in the order the admin's routes lock them.
+    await admin.hold_admin_changes(db)
     user = await users.lock_user(db, user_id=user_id, with_chats=True)
     await _confirm_password(db, settings, user, body.password, body.client_ip)
+    if user.role == "admin":
+        await admin.keep_an_admin(db, leaving=user)
+    audit.record(
+        db,
+        action="deleted_own_account",
+        actor=user.username,
+        target=user.username,
+        client_ip=None if body.client_ip is None else str(body.client_ip),
+    )
     await users.delete_user(db, user=user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

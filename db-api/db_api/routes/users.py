@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
+from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
@@ -13,9 +15,9 @@ from db_api import security
 from db_api.config import Settings
 from db_api.database import ReadSession, WriteSession, database_of
 from db_api.deps import CurrentUserId, ServiceAuth, SettingsDep
-from db_api.errors import InvalidCredentialsError, TooManyLoginFailuresError
+from db_api.errors import AccountDisabledError, InvalidCredentialsError, TooManyLoginFailuresError
 from db_api.models import User
-from db_api.queries import login_throttles, users
+from db_api.queries import app_settings, audit, login_throttles, users
 from db_api.queries.rate_limits import take_token
 from db_api.schemas import ErrorDetail, LoginAttempt, RateLimited, SignUp, UserPublic
 
@@ -58,12 +60,17 @@ NewPasswordHash = Annotated[str, Depends(new_password_hash)]
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Create an account",
-    description="Stores the password as an argon2id hash. Usernames are unique regardless of "
-    "case: `Alice` is taken once `alice` exists. Sign-ups are limited per client address "
-    "(`client_ip`): `SIGNUP_BURST` at once, then `SIGNUPS_PER_HOUR`, counting names found "
-    "taken too; beyond, 429 with `Retry-After`, before the password is hashed. A call "
-    "naming no address is not counted.",
+    description="Stores the password as an argon2id hash. The install's first account is its "
+    "admin; later ones follow the sign-up policy (`GET /settings`): `open` makes them "
+    "active, `approval` pending until an admin approves, `closed` refuses them (403) unless "
+    "they bring an `invite`, which makes them active under any policy. Usernames are unique "
+    "regardless of case: `Alice` is taken once `alice` exists. Sign-ups are limited per "
+    "client address (`client_ip`): `SIGNUP_BURST` at once, then `SIGNUPS_PER_HOUR`, "
+    "counting names found taken too; beyond, 429 with `Retry-After`, before the password "
+    "is hashed. A call naming no address is not counted.",
     responses={
+        403: {"model": ErrorDetail, "description": "Sign-up is closed and no invite was given"},
+        404: {"model": ErrorDetail, "description": "The invite is unknown, used or expired"},
         409: {"model": ErrorDetail, "description": "Username already taken"},
         429: {
             "model": RateLimited,
@@ -73,8 +80,17 @@ NewPasswordHash = Annotated[str, Depends(new_password_hash)]
     },
     dependencies=[Depends(sign_up_allowed)],
 )
-async def create_user(body: SignUp, password_hash: NewPasswordHash, db: WriteSession) -> UserPublic:
-    user = await users.create_user(db, username=body.username, password_hash=password_hash)
+async def create_user(
+    body: SignUp, password_hash: NewPasswordHash, db: WriteSession, settings: SettingsDep
+) -> UserPublic:
+    user = await users.create_user(
+        db,
+        username=body.username,
+        password_hash=password_hash,
+        mode=await app_settings.signup_mode(db, settings),
+        invite_token_hash=None if body.invite is None else security.hash_session_token(body.invite),
+        client_ip=None if body.client_ip is None else str(body.client_ip),
+    )
     return UserPublic.model_validate(user)
 
 
@@ -117,9 +133,13 @@ async def verify_user(body: LoginAttempt, db: WriteSession, settings: SettingsDe
     ):
         # Waits count from the answer, not from the start of the (slow) password check.
         now = datetime.now(UTC)
-        await login_throttles.record_account_failure(
+        locked_for = await login_throttles.record_account_failure(
             db, settings=settings, pair_key=pair_key, account_key=account_key, now=now
         )
+        if user is not None:
+            _audit_failure(
+                db, username=user.username, client_ip=body.client_ip, locked_for=locked_for
+            )
         await login_throttles.record_failure(
             db,
             key=client_key,
@@ -128,7 +148,17 @@ async def verify_user(body: LoginAttempt, db: WriteSession, settings: SettingsDe
             lock_seconds=None,
             window_seconds=settings.login_ip_window_seconds,
         )
+        await db.commit()
         raise InvalidCredentialsError()
+    if user.status == "disabled":
+        audit.record(
+            db,
+            action="sign_in_refused_disabled",
+            target=user.username,
+            client_ip=_address(body.client_ip),
+        )
+        await db.commit()
+        raise AccountDisabledError()
     # Only this address's count on the account starts over: a success must not buy an
     # address more guesses at other accounts, nor end the wait of an account under attack.
     await login_throttles.clear_failures(db, key=pair_key)
@@ -161,6 +191,33 @@ async def _refuse_while_throttled(
         db, key=pair_key, since=now - timedelta(seconds=window)
     ):
         raise TooManyLoginFailuresError(window_left)
+
+
+def _address(client_ip: IPv4Address | IPv6Address | None) -> str | None:
+    return None if client_ip is None else str(client_ip)
+
+
+def _audit_failure(
+    db: AsyncSession,
+    *,
+    username: str,
+    client_ip: IPv4Address | IPv6Address | None,
+    locked_for: float | None,
+) -> None:
+    """A wrong password for an existing account; a lock it started is an event of its own.
+
+    Unknown names are not recorded: the throttles bound them, and a log of made-up names
+    would only bury the attacks on real accounts.
+    """
+    audit.record(db, action="sign_in_failed", target=username, client_ip=_address(client_ip))
+    if locked_for is not None:
+        audit.record(
+            db,
+            action="sign_in_locked",
+            target=username,
+            detail=f"sign-ins wait {math.ceil(locked_for)} s",
+            client_ip=_address(client_ip),
+        )
 
 
 def _rehashed(user: User, password: str) -> str | None:
