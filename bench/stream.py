@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import httpx
 
 from bench.results import Figure, Target
-from bench.stack import MAX_REPLY_TOKENS, OPENING_MESSAGE, SYSTEM_PROMPT, running_stack
+from bench.stack import MAX_REPLY_TOKENS, SYSTEM_PROMPT, running_stack
 from harness.forms import Browser, chat_id_of, csrf_from
 
 QUESTION = "Write a short story about a lighthouse keeper, in about 150 words."
@@ -62,7 +62,6 @@ def measure_direct(client: httpx.Client, llama_url: str) -> Sample:
     body = {
         "messages": [
             {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "assistant", "content": OPENING_MESSAGE},
             {"role": "user", "content": QUESTION},
         ],
         "max_tokens": MAX_TOKENS,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from chat_ui.generation import (
     failing_stream,
 )
 from chat_ui.lm_client import LmClient
+from chat_ui.markdown import plain_text
 from chat_ui.schemas import ChatDetail, ChatPublic, MessagePublic, MessageStatus
 
 logger = logging.getLogger(__name__)
@@ -56,11 +58,17 @@ NOTHING_TO_EDIT = "There is no message of yours to edit yet."
 ALREADY_SENT = "That message was already sent."
 
 
+# The end of a sentence: its mark, then a space (so "3.5" or "v1.2" stays whole).
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s")
+
+
 def title_from_message(content: str, *, max_chars: int = TITLE_MAX_CHARS) -> str:
-    """A chat title from the first message: whitespace collapsed, cut at a word if possible."""
-    collapsed = " ".join(content.split())
-    if not collapsed:
+    """A chat title from the first message: its first sentence as plain text (markdown
+    stripped), cut at a word if it is still too long."""
+    lines = plain_text(content).splitlines()
+    if not lines:
         return DEFAULT_CHAT_TITLE
+    collapsed = _SENTENCE_END.split(lines[0], maxsplit=1)[0].strip()
     if len(collapsed) <= max_chars:
         return collapsed
     cut = collapsed[: max_chars - 1]
@@ -277,7 +285,7 @@ class Conversation:
             chat = await self.db.get_chat(self.user_id, chat.id)
 
     async def start_chat(self, content: str, *, request_id: uuid.UUID | None) -> StartedChat:
-        """Create a chat with the opening message, then send `content` (if any) as its first.
+        """Create a chat, then send `content` (if any) as its first message.
 
         A form sent again (same `request_id`) finds the chat and the reply the first
         submission made; sent twice at once, the second waits for the first. Without
@@ -299,25 +307,22 @@ class Conversation:
     async def _create_chat(
         self, request_id: uuid.UUID | None
     ) -> tuple[ChatPublic, ChatDetail | None]:
-        """The chat with its opening message; None for the chat a `request_id` made before."""
+        """The new chat (no message: the greeting is the empty page's, never stored); None
+        for the detail of the chat a `request_id` made before."""
         chat, created = await self.db.create_chat(
             self.user_id, title=DEFAULT_CHAT_TITLE, request_id=request_id
         )
         if not created:
             return chat, None
-        opening = await self.db.add_message(
-            self.user_id, chat.id, role="assistant", content=self.settings.opening_message
-        )
-        return chat, ChatDetail(**chat.model_dump(), messages=[opening])
+        return chat, ChatDetail(**chat.model_dump(), messages=[])
 
     async def _start_chat(self, content: str, request_id: uuid.UUID | None) -> StartedChat:
         chat, detail = await self._create_chat(request_id)
         created_here = detail is not None
         if detail is None:
+            # Sent again: the first submission (perhaps on another replica) may have
+            # stored the question already; `request_id` finds it, or stores it once.
             detail = await self.db.get_chat(self.user_id, chat.id)
-            if not detail.messages:
-                # The first submission, on another replica, has not added the opening yet.
-                return StartedChat(chat.id, None)
         try:
             if request_id is None:
                 return StartedChat(chat.id, await self._send_new(detail, content, None))
@@ -325,7 +330,7 @@ class Conversation:
             started = sent or await self._send_or_find(detail, content, request_id)
         except SendingTooFast:
             if created_here:
-                # Nothing of the question was stored: no chat of only a greeting stays.
+                # Nothing of the question was stored: no empty chat stays.
                 await self.db.delete_chat(self.user_id, chat.id)
             raise
         return StartedChat(chat.id, started)

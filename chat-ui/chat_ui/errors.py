@@ -61,10 +61,17 @@ class ChatNotFound(PageNotFound):
 
 
 class InvalidInput(ChatUiError):
-    """A form value we (or db-api) reject; the message says what to change."""
+    """A form value we (or db-api) reject; the message says what to change.
+
+    `field` names the form field to fix, when it is one: the page ties the message to it.
+    """
 
     status_code = 422
     message = "Please check what you entered."
+
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message)
 
 
 class MalformedForm(ChatUiError):

@@ -48,15 +48,29 @@ _formatter = HtmlFormatter(nowrap=True)
 _TEXT_TAGS = ("p", "br", "hr", "strong", "em", "del", "s", "code", "pre", "span", "blockquote")
 _HEADING_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _TABLE_TAGS = ("table", "thead", "tbody", "tr", "th", "td")
-ALLOWED_TAGS = {*_TEXT_TAGS, *_HEADING_TAGS, *_TABLE_TAGS, "ul", "ol", "li", "a"}
+ALLOWED_TAGS = {*_TEXT_TAGS, *_HEADING_TAGS, *_TABLE_TAGS, "ul", "ol", "li", "a", "div"}
+# A message's headings sit below the page's own: the chat's title is the h1 and each
+# message's author an h2, so a reply's "# Title" is an h3.
+HEADING_SHIFT = 2
+# Code blocks and tables may scroll sideways: each is a labelled region that takes
+# keyboard focus, so it can be scrolled without a mouse.
+_SCROLLING = {"tabindex", "role", "aria-label"}
+TABLE_SCROLL_CLASS = "table-scroll"
 
 _SANITISER = nh3.Cleaner(
     tags=ALLOWED_TAGS,
-    attributes={"a": {"href"}, "ol": {"start"}, "code": {"class"}},
+    attributes={
+        "a": {"href"},
+        "ol": {"start"},
+        "code": {"class"},
+        "pre": _SCROLLING,
+        "div": _SCROLLING,
+    },
     allowed_classes={
         # Every class Pygments can emit, and nothing else: no borrowing the app's own classes.
         "span": {name for name in STANDARD_TYPES.values() if name},
         "pre": {CODE_BLOCK_CLASS},
+        "div": {TABLE_SCROLL_CLASS},
         "th": set(_ALIGN_CLASSES.values()),
         "td": set(_ALIGN_CLASSES.values()),
     },
@@ -95,7 +109,38 @@ def _render_fence(
     lexer = _lexer_for(language) if language else None
     body = highlight(token.content, lexer, _formatter) if lexer else escapeHtml(token.content)
     code_class = f' class="language-{language}"' if language else ""
-    return f'<pre class="{CODE_BLOCK_CLASS}"><code{code_class}>{body}</code></pre>\n'
+    label = f"Code ({language})" if language else "Code"
+    return (
+        f'<pre class="{CODE_BLOCK_CLASS}" tabindex="0" role="region" aria-label="{label}">'
+        f"<code{code_class}>{body}</code></pre>\n"
+    )
+
+
+def _render_heading(
+    renderer: RendererHTML,
+    tokens: Sequence[Token],
+    idx: int,
+    options: OptionsDict,
+    env: EnvType,
+) -> str:
+    token = tokens[idx]
+    level = min(int(token.tag[1]) + HEADING_SHIFT, 6)
+    token.tag = f"h{level}"
+    return renderer.renderToken(tokens, idx, options, env)
+
+
+def _render_table(
+    renderer: RendererHTML,
+    tokens: Sequence[Token],
+    idx: int,
+    options: OptionsDict,
+    env: EnvType,
+) -> str:
+    table = renderer.renderToken(tokens, idx, options, env)
+    if tokens[idx].type == "table_open":
+        scroll = f'<div class="{TABLE_SCROLL_CLASS}" tabindex="0" role="region" aria-label="Table">'
+        return scroll + table
+    return table + "</div>\n"
 
 
 def _render_table_cell(
@@ -129,6 +174,14 @@ def _build_parser() -> MarkdownIt:
         renderer.rules[cell] = lambda tokens, idx, options, env: _render_table_cell(
             renderer, tokens, idx, options, env
         )
+    for heading in ("heading_open", "heading_close"):
+        renderer.rules[heading] = lambda tokens, idx, options, env: _render_heading(
+            renderer, tokens, idx, options, env
+        )
+    for table in ("table_open", "table_close"):
+        renderer.rules[table] = lambda tokens, idx, options, env: _render_table(
+            renderer, tokens, idx, options, env
+        )
     return parser
 
 
@@ -140,6 +193,31 @@ def render_markdown(text: str) -> Markup:
     if not text:
         return Markup("")
     return Markup(_SANITISER.clean(_parser.render(text)))  # noqa: S704 - sanitised just now
+
+
+# What a line of plain text keeps of an inline token: its words, not its markup.
+_INLINE_TEXT = {"text": True, "code_inline": True}
+_INLINE_SPACE = {"softbreak", "hardbreak"}
+
+
+def plain_text(text: str) -> str:
+    """The words of untrusted markdown without its markup, one line per block.
+
+    For titles and search snippets, which show text, not formatting: `**Readability**`
+    is "Readability", `[the docs](https://…)` is "the docs", a fence is its code.
+    """
+    lines: list[str] = []
+    for token in _parser.parse(text):
+        if token.type == "inline":
+            words = [
+                child.content if _INLINE_TEXT.get(child.type) else " "
+                for child in token.children or ()
+                if _INLINE_TEXT.get(child.type) or child.type in _INLINE_SPACE
+            ]
+            lines.append(" ".join("".join(words).split()))
+        elif token.type in ("fence", "code_block"):
+            lines.append(" ".join(token.content.split()))
+    return "\n".join(line for line in lines if line)
 
 
 class RenderedCache:

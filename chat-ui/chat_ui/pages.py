@@ -44,11 +44,13 @@ def short_date(moment: datetime, now: datetime | None = None) -> str:
 def _shared_context(request: Request) -> dict[str, Any]:
     if "session" not in request.scope:
         # The last-resort 500 handler runs outside the session middleware.
-        return {"csrf_token": "", "current_user": None, "max_message_chars": 0}
+        return {"csrf_token": "", "current_user": None, "max_message_chars": 0, "greeting": ""}
+    settings = _settings(request)
     return {
         "csrf_token": csrf_token(request),
         "current_user": session_user(request),
-        "max_message_chars": _settings(request).max_message_chars,
+        "max_message_chars": settings.max_message_chars,
+        "greeting": settings.opening_message,
     }
 
 

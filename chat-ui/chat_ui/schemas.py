@@ -92,6 +92,8 @@ class SearchHit(_Upstream):
     chat: ChatPublic
     # Plain text; the matched words are wrapped in \u0002 … \u0003 (never HTML).
     snippet: str
+    # The message the snippet comes from; None when only the title matched.
+    message_id: int | None = None
 
 
 class SearchResults(_Upstream):

@@ -515,6 +515,11 @@ class SearchHit(BaseModel):
         "wrapped in U+0002 ... U+0003; escape the text, then turn those into highlighting.",
         examples=["Start with the \u0002Alfama\u0003 district, then walk down to the river"],
     )
+    message_id: int | None = Field(
+        default=None,
+        description="The best matching message, the snippet's source; null when only the "
+        "title matched.",
+    )
 
 
 class SearchResults(BaseModel):

@@ -25,9 +25,9 @@ def test_sending_a_message_stores_a_real_reply(signed_in: Browser, db_api: DbApi
     chat = stored_chat(db_api, signed_in, chat_id)
     assert chat["title"] == QUESTION
     roles = [(m["role"], m["status"]) for m in chat["messages"]]
-    assert roles == [("assistant", "complete"), ("user", "complete"), ("assistant", "complete")]
-    assert chat["messages"][1]["content"] == QUESTION
-    reply = chat["messages"][2]["content"]
+    assert roles == [("user", "complete"), ("assistant", "complete")]
+    assert chat["messages"][0]["content"] == QUESTION
+    reply = chat["messages"][1]["content"]
     assert reply.strip()
     # The reply is shown as rendered markdown; its words appear in the page.
     first_word = reply.split()[0].strip("*_`#.,!")

@@ -98,12 +98,11 @@ def test_a_resent_message_form_stores_one_turn(user: Browser, db_api: DbApiServe
     assert replayed.status_code == 202, replayed.text
     messages = stored_chat(db_api, user, chat_id)["messages"]
     assert [(m["role"], m["status"]) for m in messages] == [
-        ("assistant", "complete"),
         ("user", "complete"),
         ("assistant", "complete"),
     ]
-    assert replayed.json()["reply_id"] == messages[2]["id"]
-    assert replayed.json()["user_message_id"] == messages[1]["id"]
+    assert replayed.json()["reply_id"] == messages[1]["id"]
+    assert replayed.json()["user_message_id"] == messages[0]["id"]
 
 
 def test_a_form_submitted_twice_at_once_starts_one_reply(
@@ -123,8 +122,8 @@ def test_a_form_submitted_twice_at_once_starts_one_reply(
     read_until_done(user, script.json()["stream_url"])
     messages = stored_chat(db_api, user, chat_id)["messages"]
     assert turns_of(messages) == [("user", "Say hello.")]
-    assert len(messages) == 3
-    assert script.json()["reply_id"] == messages[2]["id"]
+    assert len(messages) == 2
+    assert script.json()["reply_id"] == messages[1]["id"]
 
 
 def test_a_new_chat_form_submitted_twice_makes_one_chat(user: Browser, db_api: DbApiServer) -> None:
@@ -149,10 +148,10 @@ def test_a_new_chat_form_submitted_twice_makes_one_chat(user: Browser, db_api: D
     ).json()
     assert [chat["id"] for chat in chats["items"]] == [chat_id]
     messages = stored_chat(db_api, user, chat_id)["messages"]
-    # The opening message once, the question once, its reply once.
-    assert [m["role"] for m in messages] == ["assistant", "user", "assistant"]
-    assert messages[1]["content"] == "Name a colour."
-    assert messages[1]["request_id"] == form["request_id"]
+    # The question once, its reply once.
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert messages[0]["content"] == "Name a colour."
+    assert messages[0]["request_id"] == form["request_id"]
 
 
 def test_a_failed_send_keeps_its_request_id_and_a_new_page_has_a_new_one(user: Browser) -> None:

@@ -136,7 +136,8 @@ def test_after_old_messages_are_dropped_the_window_is_read_once_and_then_cached(
     # before it, some 30 tokens), while the short turn itself still does.
     history_prompt = 0
     while history_prompt <= PROMPT_BUDGET - question_tokens - 20:
-        seed_history(db_api, signed_in, chat_id, turns=1, answer_repeats=8)
+        # Small steps (about 110 tokens a turn), so the loop stops short of the budget.
+        seed_history(db_api, signed_in, chat_id, turns=1, answer_repeats=4)
         history = stored_chat(db_api, signed_in, chat_id)["messages"]
         history_prompt = prompt_tokens(llama_server, history)
     assert history_prompt + 40 < PROMPT_BUDGET, history_prompt

@@ -28,7 +28,7 @@ from tests.compose.conftest import ComposeStack
 from tests.compose.test_compose_stack import inspect
 from tests.e2e.test_streaming_browser import LONG_QUESTION, wait_for_text
 from tests.support.browser import OpenTab, save_screenshot
-from tests.support.pages import latest_reply, new_chat, send, sign_in, sign_up
+from tests.support.pages import chat_url, latest_reply, new_chat, send, sign_in, sign_up
 from tests.support.questions import LONG_REPLY_QUESTION
 from tests.support.sse import read_until_done, send_json, sse_events
 
@@ -146,13 +146,14 @@ def test_a_reply_streams_resumes_and_stops_at_scale(
     tab = open_tab()
     page = tab.page
     sign_up(page, base_url, username)
-    chat_url = new_chat(page, base_url)
+    new_chat(page, base_url)
     before = wait_for_text(page, send(page, LONG_QUESTION), at_least=5)
+    address = chat_url(page)
 
     # A second tab, with its own session, follows the same reply as it grows.
     second = open_tab()
     sign_in(second.page, base_url, username)
-    second.page.goto(chat_url)
+    second.page.goto(address)
     other_view = wait_for_text(second.page, latest_reply(second.page), at_least=len(before) + 1)
     assert other_view.startswith(before[:5])
 

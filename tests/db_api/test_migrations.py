@@ -152,3 +152,90 @@ def test_migrations_run_from_inside_the_service_directory(postgres: PostgresClus
     )
     assert result.returncode == 0, result.stderr
     assert _tables(url) == APP_TABLES
+
+
+def test_0009_makes_the_oldest_account_the_admin_of_an_existing_install(
+    postgres: PostgresCluster,
+) -> None:
+    name, url = _fresh_database(postgres)
+    env = db_api_env(postgres=postgres, database=name, service_token=secrets.token_urlsafe(32))
+    run_migrations(env, "upgrade", "0008")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO users (id, username, password_hash, created_at) VALUES "
+                    "(gen_random_uuid(), 'first', 'x', now() - interval '2 days'), "
+                    "(gen_random_uuid(), 'second', 'x', now() - interval '1 day')"
+                )
+            )
+        run_migrations(env, "upgrade", "head")
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT username, role, status FROM users ORDER BY created_at")
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in rows] == [
+        ("first", "admin", "active"),
+        ("second", "user", "active"),
+    ]
+
+
+def test_0010_removes_the_stored_greetings_and_nothing_else(postgres: PostgresCluster) -> None:
+    name, url = _fresh_database(postgres)
+    env = db_api_env(postgres=postgres, database=name, service_token=secrets.token_urlsafe(32))
+    run_migrations(env, "upgrade", "0009")
+    greeting = "Hello, how can I assist you today?"
+    # Three chats as the app left them: greeted then used, greeted only, and one whose
+    # greeting was set to other words by its operator; and a chat that began with a question.
+    chats = {
+        "used": [("assistant", greeting), ("user", "Plan a trip"), ("assistant", "Go to Lisbon.")],
+        "greeted only": [("assistant", greeting)],
+        "other words": [("assistant", "Hi! Ask away."), ("user", "Why?")],
+        "no greeting": [("user", "Hello?"), ("assistant", greeting)],
+    }
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            owner = connection.execute(
+                text(
+                    "INSERT INTO users (id, username, password_hash) "
+                    "VALUES (gen_random_uuid(), 'o', 'x') RETURNING id"
+                )
+            ).scalar_one()
+            for title, messages in chats.items():
+                chat = connection.execute(
+                    text(
+                        "INSERT INTO chats (id, owner_id, title) "
+                        "VALUES (gen_random_uuid(), :o, :t) RETURNING id"
+                    ),
+                    {"o": owner, "t": title},
+                ).scalar_one()
+                for role, content in messages:
+                    connection.execute(
+                        text("INSERT INTO messages (chat_id, role, content) VALUES (:c, :r, :m)"),
+                        {"c": chat, "r": role, "m": content},
+                    )
+        run_migrations(env, "upgrade", "head")
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT chats.title, messages.role, messages.content FROM chats "
+                    "LEFT JOIN messages ON messages.chat_id = chats.id ORDER BY messages.id"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    left: dict[str, list[tuple[str, str]]] = {}
+    for title, role, content in rows:
+        left.setdefault(title, [])
+        if role is not None:
+            left[title].append((role, content))
+    assert left == {
+        "used": [("user", "Plan a trip"), ("assistant", "Go to Lisbon.")],
+        "greeted only": [],
+        "other words": [("user", "Why?")],
+        "no greeting": [("user", "Hello?"), ("assistant", greeting)],
+    }

@@ -289,7 +289,7 @@ async def test_non_ascii_case_folds_in_a_utf8_locale_database(postgres: Postgres
             async with AsyncSession(service_engine) as db:
                 for query in ("café", "Café", "привет", "Привет"):
                     hits = await search.search_chats(db, owner_id=user_id, query=query, limit=5)
-                    assert [chat.id for chat, _ in hits] == [chat_id], query
+                    assert [chat.id for chat, _, _ in hits] == [chat_id], query
         finally:
             await service_engine.dispose()
     finally:

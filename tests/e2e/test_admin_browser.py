@@ -21,6 +21,7 @@ from harness.llama import LlamaServer
 from harness.nginx import NginxServer, start_nginx
 from harness.postgres import PostgresCluster
 from harness.processes import free_port
+from tests.e2e.test_accessibility_browser import violations
 from tests.support.browser import OpenTab, save_screenshot
 from tests.support.pages import PASSWORD, send, sign_in
 
@@ -76,6 +77,7 @@ def test_the_first_user_approves_the_second_who_then_chats(
     expect(row).to_contain_text("Waiting for approval")
     expect(admin.get_by_text("never what")).to_be_visible()
     save_screenshot(admin, "admin-users")
+    found = violations(admin, "admin users")
     row.get_by_role("button", name=f"Approve {newcomer_name}").click()
     expect(admin.get_by_role("status")).to_contain_text(f"{newcomer_name} is approved")
     expect(admin.get_by_role("row").filter(has_text=newcomer_name)).to_contain_text("Active")
@@ -92,6 +94,7 @@ def test_the_first_user_approves_the_second_who_then_chats(
     # The page names a path; the script shows the whole address the admin reached.
     expect(link).to_have_value(re.compile(rf"^{re.escape(install.url)}/signup\?invite="))
     save_screenshot(admin, "admin-invite")
+    found += violations(admin, "admin invite link")
     invite_url = link.input_value()
 
     admin.goto(f"{install.url}/admin/settings")
@@ -99,6 +102,7 @@ def test_the_first_user_approves_the_second_who_then_chats(
     admin.get_by_role("button", name="Save settings").click()
     expect(admin.get_by_role("status")).to_contain_text("Settings saved")
     save_screenshot(admin, "admin-settings")
+    found += violations(admin, "admin settings")
 
     invited = open_tab().page
     invited.goto(f"{install.url}/signup")
@@ -115,11 +119,13 @@ def test_the_first_user_approves_the_second_who_then_chats(
     for event in ("Signed up", "Approved", "Invite made", "Settings changed"):
         expect(admin.get_by_role("cell", name=event, exact=True).first).to_be_visible()
     save_screenshot(admin, "admin-audit")
+    found += violations(admin, "admin audit log") + violations(newcomer, "waiting for approval")
 
     # Someone else's admin pages do not exist for the newcomer.
     newcomer.goto(f"{install.url}/admin/users")
     expect(newcomer.get_by_role("heading", name="Not found")).to_be_visible()
     sign_in(open_tab().page, install.url, newcomer_name)
+    assert found == [], "\n".join(found)
     # Chromium logs the waiting page's 403 and the 404 as failed loads; nothing else failed.
     for tab in (admin_tab, newcomer_tab):
         assert [e for e in tab.script_errors if "Failed to load resource" not in e] == []

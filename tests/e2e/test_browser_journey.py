@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 from harness.factories import unique_username
 from harness.nginx import NginxServer
 from tests.support.browser import OpenTab, save_screenshot
-from tests.support.pages import sign_in, sign_up
+from tests.support.pages import chat_url, new_chat, send, sign_in, sign_up
 
 QUESTION = "What is the capital of France? Answer in one short sentence."
 
@@ -30,18 +30,19 @@ def assistant_messages(page: Page) -> list[str]:
 def start_chat_and_get_reply(page: Page, base_url: str) -> str:
     """New chat, one question, wait for the model's answer; returns the chat's URL."""
     page.goto(f"{base_url}/chats")
-    page.get_by_role("button", name="New chat").click()
-    expect(page).to_have_url(re.compile(r"/chats/[0-9a-f-]{36}"))
-    # The opening message greets the user before anything is sent.
-    expect(page.locator(".message--assistant").first).to_be_visible()
+    page.get_by_role("link", name="New chat").click()
+    # The greeting is the empty page's; nothing is stored until the first message.
+    expect(page.get_by_role("heading", name="Hello, how can I assist you today?")).to_be_visible()
+    expect(page.locator(".message")).to_have_count(0)
     send_message(page, QUESTION)
+    expect(page).to_have_url(re.compile(r"/chats/[0-9a-f-]{36}"))
     expect(page.locator(".message--user .message__content").last).to_have_text(QUESTION)
     # The reply streams in (with script) or the page waits for it (without): either way
     # it ends complete.
-    expect(page.locator(".message--assistant").nth(1)).to_have_attribute("data-status", "complete")
+    expect(page.locator(".message--assistant").first).to_have_attribute("data-status", "complete")
     replies = assistant_messages(page)
-    assert len(replies) == 2
-    assert replies[1], "the model's reply is empty"
+    assert len(replies) == 1
+    assert replies[0], "the model's reply is empty"
     return page.url.split("#")[0]
 
 
@@ -60,7 +61,7 @@ def test_sign_up_chat_reload_sign_out_and_back(
 
     page.reload()
     expect(page.locator(".message--user .message__content").last).to_have_text(QUESTION)
-    reply_before_reload = assistant_messages(page)[1]
+    reply_before_reload = assistant_messages(page)[0]
 
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/login"))
@@ -74,16 +75,18 @@ def test_sign_up_chat_reload_sign_out_and_back(
     expect(sidebar_link).to_be_visible()
     sidebar_link.click()
     expect(page).to_have_url(chat_url)
-    assert assistant_messages(page)[1] == reply_before_reload
+    assert assistant_messages(page)[0] == reply_before_reload
     assert tab.script_errors == []
 
 
 def test_second_user_cannot_open_first_users_chat(nginx: NginxServer, open_tab: OpenTab) -> None:
     alice = open_tab().page
     sign_up(alice, nginx.url, unique_username("alice"))
-    alice.get_by_role("button", name="New chat").click()
-    expect(alice).to_have_url(re.compile(r"/chats/[0-9a-f-]{36}"))
-    alice_chat_url = alice.url.split("#")[0]
+    new_chat(alice, nginx.url)
+    expect(send(alice, "Reply with just one word: hello.")).to_have_attribute(
+        "data-status", "complete"
+    )
+    alice_chat_url = chat_url(alice)
 
     bob = open_tab().page
     sign_up(bob, nginx.url, unique_username("bob"))

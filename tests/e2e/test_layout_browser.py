@@ -107,13 +107,8 @@ def test_phone_width_has_no_sideways_scroll_and_a_usable_composer(
         "e => e.scrollWidth > e.clientWidth"
     )
     assert code_scrolls
-    # The chat list folds away behind its summary, and comes back.
-    summary = page.locator(".sidebar__summary")
-    expect(summary).to_be_visible()
-    summary.click()
+    # The chat list is a drawer behind the Chats button (tests/e2e/test_app_shell_browser.py).
     expect(page.locator(".chat-list")).to_be_hidden()
-    summary.click()
-    expect(page.locator(".chat-list")).to_be_visible()
     save_screenshot(page, "mobile")
 
     for path in ("/search?q=layout", "/chats"):
@@ -132,11 +127,11 @@ def test_every_form_control_has_an_accessible_name(
     chat_path = chat_url.removeprefix(nginx.url)
     for path in (chat_path, f"{chat_path}/delete", "/search", "/search?q=layout", "/chats"):
         page.goto(f"{nginx.url}{path}")
-        # Open the action menus, so the controls inside them are checked too.
-        for summary in page.locator(".chat-actions summary").all():
+        # Open the chat's menu, so the controls inside it are checked too.
+        for summary in page.locator(".chat-header summary").all():
             summary.click()
         assert page.evaluate(UNLABELLED_CONTROLS) == [], path
     page.goto(chat_url)
-    page.locator(".chat-actions summary", has_text="Rename").click()
-    expect(page.get_by_role("textbox", name="New title")).to_be_visible()
+    page.locator(".chat-header summary").click()
+    expect(page.locator(".chat-header").get_by_role("textbox", name="Rename")).to_be_focused()
     expect(page.get_by_role("searchbox", name="Search your chats")).to_be_visible()

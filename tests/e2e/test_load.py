@@ -218,6 +218,6 @@ def test_fifty_users_six_messages_each_nothing_lost_or_doubled(
     assert (lost, duplicated) == ([], [])
     assert sum(questions.values()) == sent
     assert len(by_chat) == USERS * CHATS_PER_USER
-    opening_then_turns = ("assistant",) + ("user", "assistant") * MESSAGES_PER_CHAT
-    assert shapes == {opening_then_turns: USERS * CHATS_PER_USER}, shapes
+    turns = ("user", "assistant") * MESSAGES_PER_CHAT
+    assert shapes == {turns: USERS * CHATS_PER_USER}, shapes
     assert unfinished == [], unfinished[:5]

@@ -200,8 +200,8 @@ def user_id(db_api: DbApiServer, username: str) -> str:
 def rename_in_page(page: Page, base_url: str, chat_id: str, title: str) -> None:
     """Rename through the chat page's own form, the way a person would."""
     page.goto(f"{base_url}/chats/{chat_id}")
-    page.locator(".chat-actions summary", has_text="Rename").click()
-    page.get_by_label("New title").fill(title)
+    page.locator(".chat-header").get_by_role("group").locator("summary").click()
+    page.locator(".chat-header").get_by_label("Rename").fill(title)
     page.get_by_role("button", name="Save").click()
     expect(page.locator(".conversation__title")).to_have_text(title)
 
@@ -272,7 +272,8 @@ def test_rich_markdown_renders_in_the_page(
 
     page.goto(f"{nginx.url}/chats/{chat['id']}")
     reply = page.locator(".message--assistant .message__content").last
-    expect(reply.locator("h2")).to_have_text("Sorting in Python")
+    # A reply's "##" sits below the page's own headings (the title h1, the author h2).
+    expect(reply.locator("h4")).to_have_text("Sorting in Python")
     expect(reply.locator("pre.code-block code.language-python span.k").first).to_have_text("def")
     expect(reply.locator("ul > li")).to_have_count(4)
     expect(reply.locator("table td.align-right").first).to_have_text("no")

@@ -17,7 +17,7 @@ from harness.processes import free_port
 from native.stack import UNLIMITED
 from tests.support.breaking_model import PARTIAL_TEXT, serve_breaking_model
 from tests.support.browser import BrowserTab, OpenTab, save_screenshot
-from tests.support.pages import latest_reply, new_chat, send, sign_in, sign_up
+from tests.support.pages import chat_url, latest_reply, new_chat, send, sign_in, sign_up
 from tests.support.questions import LONG_REPLY_QUESTION
 
 LONG_QUESTION = "Count from 1 to 300, one number per line."
@@ -135,8 +135,9 @@ def test_reload_resumes_and_a_second_tab_sees_the_same_reply(
 ) -> None:
     tab, username = signed_in_tab(open_tab, nginx)
     page = tab.page
-    chat_url = new_chat(page, nginx.url)
+    new_chat(page, nginx.url)
     before = wait_for_text(page, send(page, LONG_QUESTION), at_least=5)
+    address = chat_url(page)
 
     page.reload()
     # Resumed: the text so far comes first, then it keeps growing.
@@ -146,7 +147,7 @@ def test_reload_resumes_and_a_second_tab_sees_the_same_reply(
 
     second = open_tab()
     sign_in(second.page, nginx.url, username)
-    second.page.goto(chat_url)
+    second.page.goto(address)
     other_view = wait_for_text(second.page, latest_reply(second.page), at_least=len(resumed))
     assert other_view.startswith(before[:5])
     expect(second.page.get_by_role("button", name="Stop")).to_be_visible()
@@ -180,8 +181,7 @@ def test_model_failure_shows_the_error_keeps_the_text_and_offers_retry(
 ) -> None:
     tab, _ = signed_in_tab(open_tab, nginx)
     page = tab.page
-    chat_url = new_chat(page, nginx.url)
-    page.goto(chat_url.replace(nginx.url, breaking_chat_ui))
+    page.goto(f"{breaking_chat_ui}/chats")
     reply = send(page, "Tell me a story.")
     expect(reply).to_have_attribute("data-status", "error")
     expect(reply.locator(".message__content")).to_contain_text(PARTIAL_TEXT)
@@ -190,7 +190,7 @@ def test_model_failure_shows_the_error_keeps_the_text_and_offers_retry(
     save_screenshot(page, "error")
 
     # Back through nginx (the real model), Retry answers the same message.
-    page.goto(chat_url)
+    page.goto(chat_url(page).replace(breaking_chat_ui, nginx.url))
     page.get_by_role("button", name="Retry").click()
     expect(latest_reply(page)).to_have_attribute("data-status", "complete")
     assert PARTIAL_TEXT not in latest_reply(page).inner_text()
@@ -265,7 +265,6 @@ def test_a_send_refused_by_nginx_keeps_the_text_and_says_why(
     """Over the per-address request limit, nginx answers 429 before chat-ui sees anything."""
     tab, _ = signed_in_tab(open_tab, nginx)
     page = tab.page
-    chat_url = new_chat(page, nginx.url)
     port = free_port()
     limited = start_nginx(
         config_dir=tmp_path,
@@ -275,7 +274,7 @@ def test_a_send_refused_by_nginx_keeps_the_text_and_says_why(
     )
     try:
         # Cookies do not depend on the port: the tab is signed in there too.
-        page.goto(chat_url.replace(nginx.url, f"http://127.0.0.1:{port}"))
+        page.goto(f"http://127.0.0.1:{port}/chats")
         # Use up the address's burst, as a busy household might.
         page.evaluate("Promise.all([1, 2, 3, 4, 5, 6].map(() => fetch('/login')))")
         page.get_by_role("textbox", name="Message").fill("Will this get through?")

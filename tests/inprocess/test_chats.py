@@ -20,13 +20,26 @@ def statuses(inprocess: InProcessApp, browser: Browser, chat_id: str) -> list[tu
     return [(m["role"], m["status"]) for m in chat["messages"]]
 
 
-def test_new_chat_starts_with_the_opening_message(signed_in: Browser) -> None:
+def test_new_chat_is_an_empty_message_box_that_stores_nothing(
+    signed_in: Browser, inprocess: InProcessApp
+) -> None:
+    page = signed_in.get("/chats")
+    assert 'href="/chats">+ New chat</a>' in page.text  # a link: following it stores nothing
+    assert "Hello, how can I assist you today?" in page.text  # the greeting is the page's
+    assert '<label for="content"' in page.text
+    signed_in.get("/chats")
+    assert inprocess.db.chats == {}
+
+
+def test_an_empty_chat_shows_the_greeting_without_storing_it(
+    signed_in: Browser, inprocess: InProcessApp
+) -> None:
     chat_id = signed_in.new_chat()
     page = signed_in.get(f"/chats/{chat_id}")
     assert page.status_code == 200
     assert "Hello, how can I assist you today?" in page.text
     assert f'href="/chats/{chat_id}"' in page.text  # listed in the sidebar
-    assert '<label for="content"' in page.text
+    assert inprocess.stored_chat(signed_in, chat_id)["messages"] == []
 
 
 def test_sending_a_message_stores_it_and_the_reply(
@@ -42,15 +55,14 @@ def test_sending_a_message_stores_it_and_the_reply(
     chat = inprocess.stored_chat(signed_in, chat_id)
     assert chat["title"] == QUESTION
     assert statuses(inprocess, signed_in, chat_id) == [
-        ("assistant", "complete"),
         ("user", "complete"),
         ("assistant", "complete"),
     ]
-    assert chat["messages"][1]["content"] == QUESTION
-    assert chat["messages"][2]["content"] == f"You said: {QUESTION}"
-    # The model saw the system prompt, the opening message and the question.
+    assert chat["messages"][0]["content"] == QUESTION
+    assert chat["messages"][1]["content"] == f"You said: {QUESTION}"
+    # The model saw the system prompt and the question: no greeting.
     (completion,) = inprocess.model.completions
-    assert [m["role"] for m in completion["messages"]] == ["system", "assistant", "user"]
+    assert [m["role"] for m in completion["messages"]] == ["system", "user"]
 
 
 def test_first_message_from_the_empty_state_creates_the_chat(
@@ -59,9 +71,9 @@ def test_first_message_from_the_empty_state_creates_the_chat(
     response = signed_in.submit("/chats", {"content": QUESTION})
     chat_id = chat_id_of(response)
     chat = inprocess.stored_chat(signed_in, chat_id)
-    assert [m["role"] for m in chat["messages"]] == ["assistant", "user", "assistant"]
-    assert chat["messages"][0]["content"] == "Hello, how can I assist you today?"
-    assert chat["messages"][2]["status"] == "complete"
+    assert [m["role"] for m in chat["messages"]] == ["user", "assistant"]
+    assert chat["messages"][0]["content"] == QUESTION
+    assert chat["messages"][1]["status"] == "complete"
 
 
 def test_message_content_is_escaped(signed_in: Browser, inprocess: InProcessApp) -> None:
@@ -83,7 +95,7 @@ def test_too_long_message_is_refused_with_the_text_kept(
     assert response.status_code == 422
     assert "the limit is 4,000" in response.text
     assert textarea_text(response.text) == long_text
-    assert len(inprocess.stored_chat(signed_in, chat_id)["messages"]) == 1
+    assert len(inprocess.stored_chat(signed_in, chat_id)["messages"]) == 0
 
 
 def test_empty_message_is_refused(signed_in: Browser) -> None:
@@ -104,7 +116,7 @@ def test_message_without_csrf_is_refused_with_the_text_kept(
         assert response.status_code == 403
         assert "Your session expired or the form is stale." in response.text
         assert textarea_text(response.text) == "keep me"
-    assert len(inprocess.stored_chat(signed_in, chat_id)["messages"]) == 1
+    assert len(inprocess.stored_chat(signed_in, chat_id)["messages"]) == 0
 
 
 def test_new_chat_without_csrf_is_refused(signed_in: Browser) -> None:
@@ -141,11 +153,10 @@ def test_model_down_keeps_the_message_and_retry_answers_it(
     assert f'action="/chats/{chat_id}/retry"' in response.text
     assert QUESTION in response.text
     assert statuses(inprocess, signed_in, chat_id) == [
-        ("assistant", "complete"),
         ("user", "complete"),
         ("assistant", "error"),
     ]
-    failed_reply_id = inprocess.stored_chat(signed_in, chat_id)["messages"][2]["id"]
+    failed_reply_id = inprocess.stored_chat(signed_in, chat_id)["messages"][1]["id"]
 
     inprocess.model.state = "ready"
     page = signed_in.get(f"/chats/{chat_id}")
@@ -156,12 +167,11 @@ def test_model_down_keeps_the_message_and_retry_answers_it(
 
     chat = inprocess.stored_chat(signed_in, chat_id)
     assert statuses(inprocess, signed_in, chat_id) == [
-        ("assistant", "complete"),
         ("user", "complete"),
         ("assistant", "complete"),
     ]
-    assert chat["messages"][2]["id"] == failed_reply_id
-    assert chat["messages"][2]["content"] == f"You said: {QUESTION}"
+    assert chat["messages"][1]["id"] == failed_reply_id
+    assert chat["messages"][1]["content"] == f"You said: {QUESTION}"
 
 
 def test_database_down_shows_503_with_the_text_kept(
@@ -204,4 +214,4 @@ def test_message_too_long_for_the_context_is_refused_with_the_text_kept(
     assert response.status_code == 422
     assert "too long for the model&#39;s context window" in response.text
     assert textarea_text(response.text) == text.strip()
-    assert len(inprocess.stored_chat(signed_in, chat_id)["messages"]) == 1
+    assert len(inprocess.stored_chat(signed_in, chat_id)["messages"]) == 0

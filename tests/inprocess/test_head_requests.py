@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from chat_ui.main import app
-from harness.forms import Browser
+from harness.forms import Browser, chat_id_of
 from tests.support.inprocess import InProcessApp
 from tests.support.routes import route_table
 
@@ -30,8 +30,9 @@ def comparable(headers: httpx.Headers) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def own_chat(signed_in: Browser, inprocess: InProcessApp) -> tuple[str, int]:
-    """The signed-in user's chat and its finished opening reply (a stream that ends at once)."""
-    chat_id = signed_in.new_chat()
+    """The signed-in user's chat and its finished reply (a stream that ends at once)."""
+    response = signed_in.submit("/chats", {"content": "Hello"})
+    chat_id = chat_id_of(response)
     reply = inprocess.stored_chat(signed_in, chat_id)["messages"][-1]
     assert reply["status"] == "complete"
     return chat_id, reply["id"]

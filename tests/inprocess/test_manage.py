@@ -101,7 +101,7 @@ def test_invalid_title_is_explained_inline_with_the_text_kept(
     assert message in page
     assert 'aria-invalid="true"' in page
     assert f'value="{typed}"' in page
-    assert '<details class="menu" open>' in page
+    assert '<details class="menu chat-menu" open data-menu>' in page
     # One-shot: a reload shows the form closed and the title unchanged.
     again = signed_in.get(f"/chats/{chat_id}").text
     assert message not in again
@@ -180,7 +180,7 @@ def test_search_snippet_is_escaped_and_only_marks_are_markup(
 def test_empty_search_shows_the_form_and_no_match_is_explained(signed_in: Browser) -> None:
     empty = search(signed_in, "   ")
     assert 'id="search-query"' in empty
-    assert "search-results" not in empty
+    assert 'class="search-results"' not in empty
     assert "No chats match" not in empty
 
     word = unique_word()

@@ -630,11 +630,13 @@ class FakeDbApi:
         words = [word.lower() for word in re.findall(r"\w+", query)]
         hits = []
         for chat in (c for c in self.chats.values() if c.owner_id == owner):
-            texts = [chat.title, *(m.content for m in self._messages_of(chat.id))]
-            for text in texts:
+            # The first matching message (db-api: the best), else the title.
+            sources = [*((m.content, m.id) for m in self._messages_of(chat.id)), (chat.title, None)]
+            for text, message_id in sources:
                 snippet = _snippet(text, words)
                 if snippet is not None:
-                    hits.append({"chat": self._public_chat(chat), "snippet": snippet})
+                    hit = {"chat": self._public_chat(chat), "snippet": snippet}
+                    hits.append({**hit, "message_id": message_id})
                     break
         limit = int(params.get("limit", 20))
         return _shape(db.SearchResults, {"items": hits[:limit], "query": query})

@@ -28,10 +28,16 @@ def sign_in(page: Page, base_url: str, username: str) -> None:
     expect(page).to_have_url(re.compile(r"/chats"))
 
 
-def new_chat(page: Page, base_url: str) -> str:
-    """Start an empty chat; answers its URL."""
+def new_chat(page: Page, base_url: str) -> None:
+    """Open an empty message box, as "+ New chat" does: the first message stores the chat."""
     page.goto(f"{base_url}/chats")
-    page.get_by_role("button", name="New chat").click()
+    page.get_by_role("link", name="New chat").click()
+    expect(page).to_have_url(re.compile(r"/chats$"))
+    expect(page.get_by_role("textbox", name="Message")).to_be_visible()
+
+
+def chat_url(page: Page) -> str:
+    """The open chat's address, once its first message has made it."""
     expect(page).to_have_url(re.compile(r"/chats/[0-9a-f-]{36}"))
     return page.url.split("#")[0]
 

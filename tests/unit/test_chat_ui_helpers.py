@@ -34,7 +34,22 @@ def test_short_message_is_the_title() -> None:
 
 
 def test_title_collapses_whitespace() -> None:
-    assert title_from_message("  Hello\n\n  there\tfriend  ") == "Hello there friend"
+    assert title_from_message("  Hello  there\tfriend  ") == "Hello there friend"
+
+
+def test_title_is_the_first_sentence() -> None:
+    message = "List five fruits. Then describe each one in a long paragraph."
+    assert title_from_message(message) == "List five fruits."
+    assert (
+        title_from_message("Why is llama.cpp v1.2 fast? Explain.") == "Why is llama.cpp v1.2 fast?"
+    )
+    assert title_from_message("Plan a trip\n\nto Lisbon in May") == "Plan a trip"
+
+
+def test_title_is_plain_text() -> None:
+    message = "## Compare **Readability** and [the docs](https://example.com) with `ruff`"
+    assert title_from_message(message) == "Compare Readability and the docs with ruff"
+    assert title_from_message("```\nprint('hi')\n```") == "print('hi')"
 
 
 def test_long_title_is_cut_at_a_word() -> None:

@@ -65,8 +65,10 @@ def test_answers_markup_and_empty_text_renders_nothing() -> None:
 
 def test_headings_lists_emphasis_and_line_breaks() -> None:
     html = render_markdown("# Title\n\n## Sub\n\n- one\n- **two**\n\n1. *first*\n\nline\nnext")
-    assert "<h1>Title</h1>" in html
-    assert "<h2>Sub</h2>" in html
+    # Below the page's own headings: the chat's title (h1) and each author (h2).
+    assert "<h3>Title</h3>" in html
+    assert "<h4>Sub</h4>" in html
+    assert "<h6>Deep</h6>" in render_markdown("###### Deep")
     assert "<li><strong>two</strong></li>" in html
     assert "<ol>\n<li><em>first</em></li>" in html
     # A chat message's single newline is a line break, as people expect when typing.
@@ -75,7 +77,8 @@ def test_headings_lists_emphasis_and_line_breaks() -> None:
 
 def test_tables_keep_alignment_as_classes_not_styles() -> None:
     html = render_markdown("| a | b | c |\n|:--|:-:|--:|\n| 1 | 2 | 3 |")
-    assert "<table>" in html
+    # In a region of its own that scrolls sideways and takes keyboard focus.
+    assert '<div class="table-scroll" tabindex="0" role="region" aria-label="Table"><table>' in html
     assert '<th class="align-left">a</th>' in html
     assert '<td class="align-center">2</td>' in html
     assert '<td class="align-right">3</td>' in html
@@ -92,7 +95,10 @@ def test_strikethrough_inline_code_blockquote_and_rule() -> None:
 
 def test_fenced_code_is_highlighted_with_classes_only() -> None:
     html = render_markdown('```python\ndef greet():\n    return "<b>hi</b>"\n```')
-    assert '<pre class="code-block"><code class="language-python">' in html
+    assert (
+        '<pre class="code-block" tabindex="0" role="region" aria-label="Code (python)">'
+        '<code class="language-python">'
+    ) in html
     assert '<span class="k">def</span>' in html
     assert "&lt;b&gt;hi&lt;/b&gt;" in html
     assert "style=" not in html
@@ -103,7 +109,10 @@ def test_unknown_language_and_plain_fences_are_escaped_text() -> None:
     assert '<code class="language-nosuchlanguage">&lt;script&gt;' in unknown
     assert "<span" not in unknown
     plain = render_markdown("```\n<b>bold?</b>\n```")
-    assert '<pre class="code-block"><code>&lt;b&gt;bold?&lt;/b&gt;' in plain
+    assert (
+        '<pre class="code-block" tabindex="0" role="region" aria-label="Code">'
+        "<code>&lt;b&gt;bold?&lt;/b&gt;"
+    ) in plain
 
 
 def test_hostile_info_string_cannot_break_out_of_the_class_attribute() -> None:

@@ -22,7 +22,8 @@ ALLOWED_ATTRIBUTES = {
     "ol": {"start"},
     "code": {"class"},
     "span": {"class"},
-    "pre": {"class"},
+    "pre": {"class", "tabindex", "role", "aria-label"},
+    "div": {"class", "tabindex", "role", "aria-label"},
     "th": {"class"},
     "td": {"class"},
 }

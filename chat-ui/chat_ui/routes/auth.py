@@ -20,6 +20,7 @@ from chat_ui.errors import (
     InvalidInput,
     LinkInvalid,
     SignUpClosed,
+    UsernameTaken,
 )
 from chat_ui.forms import FormRouter, FormText
 from chat_ui.pages import NO_REFERRER, render, see_other
@@ -40,7 +41,8 @@ def validate_signup(username: str, password: str, password_confirm: str) -> None
     """The same limits as db-api, checked here so the page can say what to fix."""
     if not USERNAME_PATTERN.fullmatch(username):
         raise InvalidInput(
-            "Usernames are 3 to 32 characters: letters, digits, dot, dash or underscore."
+            "Usernames are 3 to 32 characters: letters, digits, dot, dash or underscore.",
+            field="username",
         )
     validate_new_password(password, password_confirm)
 
@@ -48,9 +50,11 @@ def validate_signup(username: str, password: str, password_confirm: str) -> None
 def validate_new_password(password: str, password_confirm: str) -> None:
     """db-api's limits on a password (at sign-up, or a new one), in words to act on."""
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-        raise InvalidInput(f"Passwords are {PASSWORD_MIN} to {PASSWORD_MAX} characters long.")
+        raise InvalidInput(
+            f"Passwords are {PASSWORD_MIN} to {PASSWORD_MAX} characters long.", field="password"
+        )
     if password != password_confirm:
-        raise InvalidInput("The two passwords do not match.")
+        raise InvalidInput("The two passwords do not match.", field="password_confirm")
 
 
 async def start_session(
@@ -110,9 +114,13 @@ async def signup_again(request: Request, db: DbDep) -> FailurePage:
 
     async def page(error: ChatUiError) -> Response:
         context = await signup_context(request, db, invite if isinstance(invite, str) else "")
+        field = "username" if isinstance(error, UsernameTaken) else getattr(error, "field", None)
         context.update(
-            username=username.strip() if isinstance(username, str) else "", error=error.message
+            username=username.strip() if isinstance(username, str) else "",
+            error=error.message,
+            error_field=field,
         )
+
         if isinstance(error, SignUpClosed):  # closed since the page was shown
             context["closed"] = True
         return render(request, "signup.html", context, status_code=error.status_code)

@@ -6,14 +6,16 @@ import re
 import uuid
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from markupsafe import Markup, escape
 
 from chat_ui.deps import ChatPagesDep, CurrentUser, DbDep
 from chat_ui.errors import ChatUiError, InvalidInput
 from chat_ui.export import attachment_disposition, chat_as_json, chat_as_markdown
 from chat_ui.forms import FormRouter, FormText
-from chat_ui.pages import render, see_other
+from chat_ui.markdown import plain_text
+from chat_ui.pages import json_error, render, see_other, wants_json
+from chat_ui.schemas import SearchHit
 from chat_ui.sessions import set_flash
 from chat_ui.views import CHAT_LIST_FLASH, rename_flash_key
 
@@ -38,8 +40,9 @@ def validate_title(title: str) -> str:
 
 
 def highlight_snippet(snippet: str) -> Markup:
-    """The snippet as HTML: escaped first, so only our own <mark> tags are markup."""
-    escaped = str(escape(snippet))
+    """The snippet as plain text (no markdown), then HTML: escaped first, so only our own
+    <mark> tags are markup."""
+    escaped = str(escape(" ".join(plain_text(snippet).split())))
     marked = _MATCH.sub(lambda match: f"<mark>{match.group(1)}</mark>", escaped)
     return Markup(_MARKERS.sub("", marked))  # noqa: S704 - built from escaped text
 
@@ -92,12 +95,42 @@ async def search(
             raise InvalidInput(f"Search for at most {SEARCH_MAX_CHARS} characters.")
         hits = await db.search_chats(user.id, query, limit=SEARCH_RESULTS)
     except ChatUiError as error:
+        if wants_json(request):
+            return json_error(error)
         context["error"] = error.message
         return render(request, "search.html", context, status_code=error.status_code)
-    context["results"] = [
-        {"chat": hit.chat, "snippet": highlight_snippet(hit.snippet)} for hit in hits
-    ]
+    results = [SearchResult(hit) for hit in hits]
+    if wants_json(request):
+        # The sidebar's results as you type (app.js): the same words as the page.
+        return JSONResponse(
+            {
+                "summary": search_summary(len(results), query),
+                "results": [
+                    {"title": r.chat.title, "url": r.url, "snippet_html": str(r.snippet)}
+                    for r in results
+                ],
+            }
+        )
+    context["results"] = results
+    context["summary"] = search_summary(len(results), query)
     return render(request, "search.html", context)
+
+
+class SearchResult:
+    """A hit as the pages show it: the chat, where to open it, the highlighted snippet."""
+
+    def __init__(self, hit: SearchHit) -> None:
+        self.chat = hit.chat
+        # Opens the chat at the matching message (marked by style.css).
+        anchor = "" if hit.message_id is None else f"#message-{hit.message_id}"
+        self.url = f"/chats/{hit.chat.id}{anchor}"
+        self.snippet = highlight_snippet(hit.snippet)
+
+
+def search_summary(count: int, query: str) -> str:
+    if count == 0:
+        return f"No chats match “{query}”. Try other words."
+    return f"{count} {'chat matches' if count == 1 else 'chats match'} “{query}”."
 
 
 @router.get("/chats/{chat_id}/export.md", summary="Download a chat as Markdown")

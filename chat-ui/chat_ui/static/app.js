@@ -19,9 +19,19 @@ const queuedText = (position) =>
 
 document.addEventListener("DOMContentLoaded", () => {
   showFullLinks();
+  setUpDrawer();
+  setUpMenus();
+  setUpSidebarSearch();
+  for (const box of document.querySelectorAll("textarea[data-grows]")) growWithText(box);
+  for (const box of document.querySelectorAll("textarea[data-edit]")) editInPlace(box);
   const form = document.querySelector("form[data-composer]");
+  // A search result's #message-N (marked by style.css), else the latest message.
+  const target = window.location.hash.startsWith("#message-")
+    ? document.getElementById(window.location.hash.slice(1))
+    : null;
   const latest = document.getElementById("latest");
-  if (latest) latest.scrollIntoView({ block: "end" });
+  if (target) target.scrollIntoView({ block: "center" });
+  else if (latest) latest.scrollIntoView({ block: "end" });
   if (!form) return;
   const chat = new ChatPage(form);
   chat.resumeLiveReply();
@@ -34,6 +44,241 @@ function showFullLinks() {
     field.value = new URL(field.value, window.location.href).href;
     field.addEventListener("focus", () => field.select());
   }
+}
+
+// Phones: the chat list is a drawer. Open, it is modal: focus stays inside, Esc and a
+// click outside close it, and focus goes back to the button that opened it.
+const PHONE = window.matchMedia("(max-width: 720px)");
+const FOCUSABLE =
+  "a[href], button:not([disabled]), input:not([type=hidden]), textarea, select, summary";
+
+// What Tab can reach inside `root` now: shown and enabled; of a closed menu (a
+// <details>), only its summary.
+function tabbable(root) {
+  const inClosedMenu = (element) => {
+    const closed = element.closest("details:not([open])");
+    return closed !== null && !closed.querySelector(":scope > summary").contains(element);
+  };
+  return Array.from(root.querySelectorAll(FOCUSABLE)).filter(
+    (element) =>
+      element.getClientRects().length > 0 && element.tabIndex >= 0 && !inClosedMenu(element),
+  );
+}
+
+function setUpDrawer() {
+  const drawer = document.querySelector("[data-drawer]");
+  const toggle = document.querySelector("[data-drawer-toggle]");
+  if (!drawer || !toggle) return;
+  const isOpen = () => drawer.dataset.open === "true";
+  const open = () => {
+    drawer.dataset.open = "true";
+    toggle.setAttribute("aria-expanded", "true");
+    const [first] = tabbable(drawer);
+    if (first) first.focus();
+  };
+  const close = (returnFocus) => {
+    delete drawer.dataset.open;
+    toggle.setAttribute("aria-expanded", "false");
+    if (window.location.hash === "#chats-drawer") {
+      history.replaceState(null, "", window.location.pathname + window.location.search);
+    }
+    if (returnFocus) toggle.focus();
+  };
+  // Opened without script (the link's #chats-drawer), then the script took over.
+  if (window.location.hash === "#chats-drawer" && PHONE.matches) open();
+  toggle.addEventListener("click", (event) => {
+    event.preventDefault();
+    if (isOpen()) close(true);
+    else open();
+  });
+  for (const closer of document.querySelectorAll("[data-drawer-close]")) {
+    closer.addEventListener("click", (event) => {
+      event.preventDefault();
+      close(true);
+    });
+  }
+  drawer.addEventListener("keydown", (event) => {
+    if (!isOpen()) return;
+    if (event.key === "Escape") {
+      event.stopPropagation(); // not a Stop of the reply being written
+      close(true);
+    } else if (event.key === "Tab") {
+      const inside = tabbable(drawer);
+      const first = inside[0];
+      const last = inside[inside.length - 1];
+      if (event.shiftKey && document.activeElement === first) {
+        event.preventDefault();
+        last.focus();
+      } else if (!event.shiftKey && document.activeElement === last) {
+        event.preventDefault();
+        first.focus();
+      }
+    }
+  });
+  document.addEventListener("click", (event) => {
+    if (isOpen() && !drawer.contains(event.target) && !toggle.contains(event.target)) close(false);
+  });
+  PHONE.addEventListener("change", () => {
+    if (!PHONE.matches && isOpen()) close(false);
+  });
+}
+
+// A chat's "…" menu (a <details>): one open at a time; it closes on Esc (focus back on
+// its button), on a click outside and after an export; opening it puts the cursor in
+// the title field. Delete asks in a dialog instead of the confirmation page.
+function setUpMenus() {
+  const menus = Array.from(document.querySelectorAll("details[data-menu]"));
+  const closeMenu = (menu, returnFocus) => {
+    menu.open = false;
+    if (returnFocus) menu.querySelector("summary").focus();
+  };
+  for (const menu of menus) {
+    menu.addEventListener("toggle", () => {
+      if (!menu.open) return;
+      for (const other of menus) if (other !== menu) other.open = false;
+      const field = menu.querySelector("[data-menu-focus]");
+      if (field) {
+        field.focus();
+        field.select();
+      }
+    });
+    menu.addEventListener("keydown", (event) => {
+      if (event.key !== "Escape" || !menu.open) return;
+      event.preventDefault();
+      event.stopPropagation(); // neither a Stop of the reply nor closing the drawer
+      closeMenu(menu, true);
+    });
+    for (const done of menu.querySelectorAll("[data-menu-done]")) {
+      // After the download has started.
+      done.addEventListener("click", () => setTimeout(() => closeMenu(menu, true), 0));
+    }
+  }
+  document.addEventListener("click", (event) => {
+    for (const menu of menus) if (menu.open && !menu.contains(event.target)) closeMenu(menu, false);
+  });
+
+  const dialog = document.querySelector("dialog[data-delete-dialog]");
+  if (!dialog) return;
+  const form = dialog.querySelector("form[data-delete-form]");
+  const title = dialog.querySelector("[data-delete-title]");
+  let opener = null;
+  for (const link of document.querySelectorAll("a[data-delete-chat]")) {
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      const menu = link.closest("details[data-menu]");
+      opener = menu ? menu.querySelector("summary") : link;
+      if (menu) menu.open = false;
+      form.action = link.getAttribute("href");
+      title.textContent = link.dataset.chatTitle || "";
+      dialog.showModal();
+    });
+  }
+  dialog.querySelector("[data-dialog-cancel]").addEventListener("click", () => dialog.close());
+  dialog.addEventListener("close", () => {
+    if (opener) opener.focus();
+  });
+}
+
+// The sidebar's search answers as you type (the search page stays for Enter, and for
+// browsers without this script); a later query's answer always wins.
+const SEARCH_DELAY_MS = 250;
+
+function setUpSidebarSearch() {
+  const input = document.getElementById("sidebar-search");
+  const results = document.querySelector("[data-search-results]");
+  const chats = document.querySelector("[data-chat-list]");
+  if (!input || !results || !chats) return;
+  let timer = null;
+  let asked = 0;
+  const show = (searching) => {
+    results.hidden = !searching;
+    chats.hidden = searching;
+  };
+  const render = (answer) => {
+    const summary = document.createElement("p");
+    summary.className = "sidebar-results__summary";
+    summary.setAttribute("role", "status");
+    summary.textContent = answer.summary;
+    const list = document.createElement("ol");
+    for (const result of answer.results) {
+      const item = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = result.url;
+      const title = document.createElement("span");
+      title.className = "sidebar-results__title";
+      title.textContent = result.title;
+      const snippet = document.createElement("span");
+      snippet.className = "sidebar-results__snippet";
+      // The server's escaped text, with only its own <mark> tags.
+      snippet.innerHTML = result.snippet_html;
+      link.append(title, snippet);
+      item.append(link);
+      list.append(item);
+    }
+    results.replaceChildren(summary, list);
+    show(true);
+  };
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    const query = input.value.trim();
+    if (query === "") {
+      asked += 1;
+      results.replaceChildren();
+      show(false);
+      return;
+    }
+    timer = setTimeout(async () => {
+      const mine = ++asked;
+      let answer;
+      try {
+        const response = await fetch(`/search?q=${encodeURIComponent(query)}`, {
+          headers: JSON_HEADERS,
+        });
+        answer = await response.json();
+        if (!response.ok) answer = { summary: answer.error || SESSION_PROBLEM, results: [] };
+      } catch {
+        answer = { summary: NETWORK_PROBLEM, results: [] };
+      }
+      if (mine === asked) render(answer);
+    }, SEARCH_DELAY_MS);
+  });
+}
+
+// The message box grows with its text (up to the CSS max-height); CSS does it where
+// the browser knows `field-sizing`.
+function growWithText(box) {
+  if (CSS.supports("field-sizing", "content")) return;
+  const fit = () => {
+    box.style.height = "auto";
+    box.style.height = `${box.scrollHeight + 2}px`;
+  };
+  box.addEventListener("input", fit);
+  fit();
+}
+
+// Editing a message happens in its place (style.css hides the old text) with the main
+// box's keys: Enter saves, Shift+Enter adds a line, Esc cancels.
+function editInPlace(box) {
+  const details = box.closest("details");
+  const form = box.form;
+  if (!details || !form) return;
+  details.addEventListener("toggle", () => {
+    if (!details.open) return;
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  });
+  box.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      if (box.value.trim() !== "") form.requestSubmit();
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      event.stopPropagation();
+      box.value = box.defaultValue;
+      details.open = false;
+      details.querySelector("summary").focus();
+    }
+  });
 }
 
 // A version 4 UUID; crypto.randomUUID exists only on HTTPS pages, getRandomValues everywhere.
@@ -49,6 +294,10 @@ class ChatPage {
   constructor(form) {
     this.form = form;
     this.textarea = form.querySelector("textarea[name=content]");
+    // Enter sends only with this script; the keys are said where there is room for them.
+    if (this.textarea && !PHONE.matches && this.textarea.dataset.keysPlaceholder) {
+      this.textarea.placeholder = this.textarea.dataset.keysPlaceholder;
+    }
     this.send = form.querySelector("[data-send]");
     this.stopButton = form.querySelector("[data-stop]");
     this.alerts = document.querySelector("[data-alerts]");
@@ -62,7 +311,8 @@ class ChatPage {
       this.textarea.addEventListener("keydown", (event) => this.onKey(event));
     }
     document.addEventListener("keydown", (event) => {
-      if (event.key === "Escape" && this.source) {
+      // Esc in a dialog or a menu is theirs (they stop it from reaching here, or are modal).
+      if (event.key === "Escape" && this.source && !document.querySelector("dialog[open]")) {
         event.preventDefault();
         this.stop();
       }
@@ -102,6 +352,9 @@ class ChatPage {
         return;
       }
       this.textarea.value = "";
+      this.textarea.dispatchEvent(new Event("input"));
+      // Clicking Send moved the focus to the button: the next message goes in the box.
+      this.textarea.focus();
       this.renewRequestId();
       this.appendMessage("user", text);
       const bubble = this.appendMessage("assistant", "");
@@ -207,7 +460,7 @@ class ChatPage {
     bubble.dataset.status = state.status;
     if (state.status !== "generating") {
       bubble.removeAttribute("aria-busy");
-      content.removeAttribute("aria-live");
+      this.announce(state.status, content.textContent);
       if (thinking) thinking.remove();
       bubble.classList.remove("message--generating");
       bubble.classList.add(`message--${state.status}`);
@@ -280,12 +533,17 @@ class ChatPage {
     const item = document.createElement("li");
     item.className = `message message--${role}`;
     item.id = "latest";
-    const author = document.createElement("p");
+    const article = document.createElement("article");
+    article.className = "message__article";
+    const author = document.createElement("h2");
     author.className = "message__author";
+    author.id = `author-new-${this.list.children.length}`;
     author.textContent = role === "user" ? "You" : "Assistant";
+    article.setAttribute("aria-labelledby", author.id);
     const content = document.createElement("div");
     content.className = "message__content";
-    item.append(author, content);
+    article.append(author, content);
+    item.append(article);
     if (role === "user") {
       const paragraph = document.createElement("p");
       paragraph.textContent = text;
@@ -294,16 +552,23 @@ class ChatPage {
       item.classList.add("message--generating");
       item.dataset.status = "generating";
       item.setAttribute("aria-busy", "true");
-      content.setAttribute("aria-live", "polite");
       const thinking = document.createElement("p");
       thinking.className = "message__thinking";
       thinking.dataset.thinking = "";
       thinking.textContent = "Thinking…";
-      item.append(thinking);
+      article.append(thinking);
     }
     this.list.append(item);
     item.scrollIntoView({ block: "end" });
     return item;
+  }
+
+  // Once per reply, when it is over: the words of the status, then the reply itself.
+  announce(status, text) {
+    const announcer = document.querySelector("[data-announcer]");
+    if (!announcer) return;
+    const words = { complete: "Reply finished.", stopped: "Reply stopped.", error: "Reply failed." };
+    announcer.textContent = `${words[status] || ""} ${text}`.trim();
   }
 
   setBusy(busy) {

@@ -33,11 +33,12 @@ def _without_markers(text: ColumnElement[str]) -> ColumnElement[str]:
 
 async def search_chats(
     db: AsyncSession, *, owner_id: uuid.UUID, query: str, limit: int
-) -> list[tuple[Chat, str]]:
+) -> list[tuple[Chat, str, int | None]]:
     """The owner's chats whose title or any message matches, best first, with a snippet.
 
     A chat ranks by its best match, title or message; ties go to the most recently
-    active chat. The snippet comes from the best matching message, else from the title.
+    active chat. The snippet comes from the best matching message (whose id is answered
+    too), else from the title (no id).
     A query without any words (only punctuation) matches nothing.
     """
     # A constant expression, so PostgreSQL parses the query once per statement.
@@ -78,9 +79,9 @@ async def search_chats(
         SEARCH_CONFIG, _without_markers(snippet_source), tsquery, HEADLINE_OPTIONS, type_=Text
     ).label("snippet")
     rows = await db.execute(
-        select(Chat, snippet)
+        select(Chat, snippet, top.c.message_id)
         .join(top, top.c.chat_id == Chat.id)
         .outerjoin(Message, Message.id == top.c.message_id)
         .order_by(top.c.rank.desc(), top.c.updated_at.desc(), Chat.id)
     )
-    return [(chat, text) for chat, text in rows]
+    return [(chat, text, message_id) for chat, text, message_id in rows]

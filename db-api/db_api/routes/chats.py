@@ -68,7 +68,8 @@ async def list_chats(
     "acting user's chats. Words match exactly, case-insensitively, without stemming, in any "
     "language. Best matches first (the better of title and best message), then most "
     "recently active. Each hit carries a plain-text `snippet` with the matched words "
-    "wrapped in U+0002 ... U+0003. A query of only punctuation matches nothing.",
+    "wrapped in U+0002 ... U+0003, and the `message_id` it comes from (null: the title). "
+    "A query of only punctuation matches nothing.",
 )
 async def search_chats(
     user_id: CurrentUserId,
@@ -79,8 +80,8 @@ async def search_chats(
     hits = await search.search_chats(db, owner_id=user_id, query=q, limit=limit)
     return SearchResults(
         items=[
-            SearchHit(chat=ChatPublic.model_validate(chat), snippet=snippet)
-            for chat, snippet in hits
+            SearchHit(chat=ChatPublic.model_validate(chat), snippet=snippet, message_id=message_id)
+            for chat, snippet, message_id in hits
         ],
         query=q,
     )
