@@ -263,7 +263,7 @@ def test_data_secrets_and_sessions_survive_down_and_up(
     # The sign-in from before `down` still holds: same signing key, same database.
     signed_in.goto(JOURNEY.chat_url)
     expect(signed_in).to_have_url(JOURNEY.chat_url)
-    assert assistant_messages(signed_in)[1] == JOURNEY.reply
+    assert assistant_messages(signed_in)[0] == JOURNEY.reply
 
     page = open_tab().page
     sign_in(page, compose_stack.url, JOURNEY.username)

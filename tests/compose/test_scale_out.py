@@ -172,7 +172,10 @@ def test_a_reply_streams_resumes_and_stops_at_scale(
 
     page.reload()
     expect(latest_reply(page)).to_have_attribute("data-status", "stopped")
-    assert latest_reply(page).locator(".message__content").inner_text() == stopped_text
+    # Stopped from another replica, the writer keeps what it wrote until the stop reached
+    # it (its next save or lease renewal): the stored text may run on past what the
+    # first tab showed at the stop, never short of it.
+    assert latest_reply(page).locator(".message__content").inner_text().startswith(stopped_text)
     assert tab.script_errors == [] and second.script_errors == []
 
 
