@@ -23,7 +23,7 @@ test:  ## install what is missing, then lint and run every test tier (needs root
 	native/bootstrap.sh --with-tests
 	docker/prepare.sh --timings
 	$(MAKE) lint
-	$(PYTHON) -m pytest tests/unit tests/inprocess tests/db_api tests/lm_api tests/chat_ui tests/e2e tests/compose
+	$(PYTHON) -m pytest --durations=30 tests/unit tests/inprocess tests/db_api tests/lm_api tests/chat_ui tests/e2e tests/compose
 
 test-native:  ## tiers 1-3 only: unit, in-process, integration, browser (no Docker)
 	native/bootstrap.sh --with-tests

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from typing import Any
 
 import httpx
@@ -17,7 +18,11 @@ TEXTAREA = re.compile(r'<textarea[^>]*id="content"[^>]*>(.*?)</textarea>', re.DO
 CHAT_PATH = re.compile(r"^/chats/([0-9a-f-]{36})$")
 
 # A real reply on two CPU cores can take a while; nothing here is timing-sensitive.
-CLIENT_TIMEOUT = httpx.Timeout(300.0, connect=5.0)
+REPLY_SECONDS = 300.0
+CLIENT_TIMEOUT = httpx.Timeout(REPLY_SECONDS, connect=5.0)
+# The chat page reloads itself, without script, while a reply is being written.
+SELF_REFRESH = 'http-equiv="refresh"'
+REFRESH_PAUSE_SECONDS = 0.25
 
 
 class Browser:
@@ -56,6 +61,15 @@ class Browser:
         )
         assert response.status_code == 200, response.text
         assert response.url.path == "/chats"
+
+    def until_written(self, page: httpx.Response) -> httpx.Response:
+        """Reload `page` as it reloads itself, until no reply in it is being written."""
+        deadline = time.monotonic() + REPLY_SECONDS
+        while SELF_REFRESH in page.text:
+            assert time.monotonic() < deadline, f"{page.url} still refreshing itself"
+            time.sleep(REFRESH_PAUSE_SECONDS)
+            page = self.get(page.url.path)
+        return page
 
     def new_chat(self) -> str:
         """Start an empty chat and answer its id."""

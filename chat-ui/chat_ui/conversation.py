@@ -15,6 +15,7 @@ import asyncio
 import functools
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from chat_ui.config import Settings
 from chat_ui.context import ChatMessage, FittedHistory, fit_history_to_context
 from chat_ui.db_client import DbClient
 from chat_ui.errors import (
+    ChatNotFound,
     ChatUiError,
     GenerationInProgress,
     InvalidInput,
@@ -32,6 +34,8 @@ from chat_ui.errors import (
     SendingTooFast,
 )
 from chat_ui.generation import (
+    LEASE_RENEW_SECONDS,
+    PROGRESS_SAVE_INTERVAL,
     DeltaStream,
     Generation,
     GenerationRegistry,
@@ -51,6 +55,10 @@ TITLE_MAX_CHARS = 60
 INTERRUPTED_MESSAGE = "The reply was interrupted before it was finished. Try again."
 # How often each process looks for waiting replies whose process died.
 ADOPT_SECONDS = 2.0
+# A reply stopped here but written by another replica: its writer notices at its next
+# progress save or lease renewal, and then saves the text it had.
+WRITER_STOPS_WITHIN = max(PROGRESS_SAVE_INTERVAL, LEASE_RENEW_SECONDS) + 1.0
+WRITER_POLL_SECONDS = 0.25
 REPLY_FAILED = "No reply: generating it failed. Try again."
 NOTHING_TO_RETRY = "There is no failed reply to retry."
 NOTHING_TO_REGENERATE = "There is no reply to regenerate yet."
@@ -132,6 +140,27 @@ def previous_start(messages: list[MessagePublic]) -> int:
     return 0
 
 
+async def once_its_writer_stopped(
+    db: DbClient, user_id: uuid.UUID, stopped: MessagePublic
+) -> MessagePublic:
+    """`stopped` as it is once its writer elsewhere has saved its last text.
+
+    The stop wrote only the status: the text under it grows once more, with the
+    writer's final save. A writer that is gone never saves; that wait is bounded.
+    """
+    deadline = time.monotonic() + WRITER_STOPS_WITHIN
+    latest = stopped
+    while latest.updated_at <= stopped.updated_at and time.monotonic() < deadline:
+        await asyncio.sleep(WRITER_POLL_SECONDS)
+        try:
+            latest = await db.get_message(user_id, stopped.chat_id, stopped.id)
+        except ChatNotFound:
+            return latest
+        except ChatUiError:
+            continue  # db-api hiccup: ask again while there is time
+    return latest
+
+
 def failed_reply_text(message: MessagePublic) -> str:
     """Why a stored reply failed: cut off with its text kept, or no reply at all."""
     return INTERRUPTED_MESSAGE if message.content else REPLY_FAILED
@@ -153,8 +182,6 @@ class StartedReply:
     chat_id: uuid.UUID
     reply_id: int
     user_message_id: int | None
-    # None when another process writes the reply, or it has finished and been forgotten.
-    generation: Generation | None
 
 
 @dataclass(frozen=True)
@@ -199,9 +226,7 @@ async def _only_once(request_id: uuid.UUID, attempt: Callable[[], Awaitable[T]])
     return result
 
 
-def find_sent(
-    messages: list[MessagePublic], request_id: uuid.UUID, registry: GenerationRegistry
-) -> StartedReply | None:
+def find_sent(messages: list[MessagePublic], request_id: uuid.UUID) -> StartedReply | None:
     """The reply a form with `request_id` started, if that form was sent before."""
     for index, message in enumerate(messages):
         if message.role != "user" or message.request_id != request_id:
@@ -209,7 +234,7 @@ def find_sent(
         reply = next((m for m in messages[index + 1 :] if m.role == "assistant"), None)
         if reply is None:
             raise InvalidInput(ALREADY_SENT)
-        return StartedReply(message.chat_id, reply.id, message.id, registry.get(reply.id))
+        return StartedReply(message.chat_id, reply.id, message.id)
     return None
 
 
@@ -274,7 +299,7 @@ class Conversation:
         if request_id is None:
             return await self._send_new(chat, content, None)
         while True:
-            sent = find_sent(chat.messages, request_id, self.registry)
+            sent = find_sent(chat.messages, request_id)
             if sent is not None:
                 return sent
             started = await _only_once(
@@ -326,7 +351,7 @@ class Conversation:
         try:
             if request_id is None:
                 return StartedChat(chat.id, await self._send_new(detail, content, None))
-            sent = find_sent(detail.messages, request_id, self.registry)
+            sent = find_sent(detail.messages, request_id)
             started = sent or await self._send_or_find(detail, content, request_id)
         except SendingTooFast:
             if created_here:
@@ -343,7 +368,7 @@ class Conversation:
         except GenerationInProgress:
             # The busy reply may be this very form's, sent after `chat` was read.
             fresh = await self.db.get_chat(self.user_id, chat.id)
-            sent = find_sent(fresh.messages, request_id, self.registry)
+            sent = find_sent(fresh.messages, request_id)
             if sent is None:
                 raise
             return sent
@@ -409,11 +434,14 @@ class Conversation:
                 continue
             try:
                 # The owning task (on another replica) sees the conflict on its next save.
-                await self.db.update_message(
+                stopped = await self.db.update_message(
                     self.user_id, chat_id, message.id, status="stopped", if_status="generating"
                 )
             except MessageStatusChanged:
                 logger.info("Reply %s finished before the stop arrived", message.id)
+                continue
+            # The page shown next (without script, or after a reload) has the whole text.
+            await once_its_writer_stopped(self.db, self.user_id, stopped)
 
     async def _settle(self, chat: ChatDetail) -> list[MessagePublic]:
         """The chat's messages, unless a reply is being written or waits for a slot.
@@ -474,15 +502,12 @@ class Conversation:
         )
         if not created:
             # The same form reached another replica first: its reply is the answer.
-            reply = self.registry.get(turn.reply.id)
-            return StartedReply(chat.id, turn.reply.id, turn.user_message.id, reply)
+            return StartedReply(chat.id, turn.reply.id, turn.user_message.id)
         context_start_id = _context_start(
             seen_by_model(earlier), fitted, newest_id=turn.user_message.id
         )
-        generation = await self._start(
-            chat.id, turn.reply.id, fitted, context_start_id, granted_slot=turn.slot
-        )
-        return StartedReply(chat.id, turn.reply.id, turn.user_message.id, generation)
+        await self._start(chat.id, turn.reply.id, fitted, context_start_id, granted_slot=turn.slot)
+        return StartedReply(chat.id, turn.reply.id, turn.user_message.id)
 
     async def _reply_again(self, chat: ChatDetail, messages: list[MessagePublic]) -> StartedReply:
         """Reply to the newest user message, reusing the reply row after it if there is one."""
@@ -493,8 +518,7 @@ class Conversation:
         try:
             later = messages[last_user + 1 :]
             if later:
-                if len(later) > 1:
-                    await self.db.delete_messages_after(self.user_id, chat.id, after_id=later[0].id)
+                # Claimed first: a refusal (busy, too fast) must leave every message there.
                 reply = await self.db.update_message(
                     self.user_id,
                     chat.id,
@@ -503,6 +527,8 @@ class Conversation:
                     status="generating",
                     if_status=later[0].status,
                 )
+                if len(later) > 1:
+                    await self.db.delete_messages_after(self.user_id, chat.id, after_id=reply.id)
             else:
                 reply = await self.db.add_message(
                     self.user_id, chat.id, role="assistant", content="", status="generating"
@@ -512,8 +538,8 @@ class Conversation:
         context_start_id = _context_start(
             seen_by_model(earlier[:-1]), fitted, newest_id=messages[last_user].id
         )
-        generation = await self._start(chat.id, reply.id, fitted, context_start_id)
-        return StartedReply(chat.id, reply.id, None, generation)
+        await self._start(chat.id, reply.id, fitted, context_start_id)
+        return StartedReply(chat.id, reply.id, None)
 
     async def _fit(self, history: list[ChatMessage], *, start: int) -> FittedHistory | ModelError:
         """Fit the history; a model failure is returned, not raised: the message is still saved."""
@@ -559,7 +585,7 @@ class Conversation:
         context_start_id: int | None,
         *,
         granted_slot: int | None = None,
-    ) -> Generation:
+    ) -> None:
         fitted, slots = await self._slots_for(fitted)
         store = DbReplyStore(self.db, self.user_id, chat_id, reply_id, context_start_id, slots or 1)
         generation = Generation(
@@ -574,7 +600,6 @@ class Conversation:
             waiters=self.registry.slot_waiters,
         )
         self.registry.start(generation)
-        return generation
 
 
 async def adopt_waiting_replies(

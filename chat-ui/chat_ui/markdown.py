@@ -220,6 +220,16 @@ def plain_text(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
+# Emphasis, strike-through and code marks that a cut left without their other half.
+_UNPAIRED_MARKS = re.compile(r"\*\*+|__+|~~+|`+")
+
+
+def plain_fragment(text: str) -> str:
+    """`plain_text` of a piece cut out of markdown (a search snippet): the marks whose
+    other half fell outside the piece go too, so `word** and more` is "word and more"."""
+    return _UNPAIRED_MARKS.sub("", plain_text(text))
+
+
 class RenderedCache:
     """Rendered HTML of recently shown messages, bounded by the size of their text.
 

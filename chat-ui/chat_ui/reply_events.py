@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from chat_ui.conversation import failed_reply_text
+from chat_ui.conversation import failed_reply_text, once_its_writer_stopped
 from chat_ui.db_client import DbClient
 from chat_ui.errors import ChatNotFound, ChatUiError
 from chat_ui.generation import Generation, GenerationRegistry, GenerationState
@@ -86,6 +86,9 @@ async def polled_events(
             async for event in live_events(generation):
                 yield event
             return
+        if message.status == "stopped" and sent_content is not None:
+            # Stopped while followed here: the writer's last save may still be coming.
+            message = await once_its_writer_stopped(db, user.id, message)
         html = str(render_markdown(message.content))
         if message.status != "generating":
             # A reply whose writer died is failed by db-api's read, within its lease.

@@ -237,17 +237,13 @@ def started_json(started: StartedReply, **extra: str) -> JSONResponse:
 
 
 async def reply_started(request: Request, started: StartedReply, **extra: str) -> Response:
-    """202 JSON for the script; for a plain form, wait for the reply, then back to the chat."""
+    """202 JSON for the script; a plain form goes back to the chat at once.
 
-    async def wait_then_chat() -> Response:
-        # Waiting never cancels the generation: if the browser gives up, the reply goes on.
-        # A failure shows on the reply itself (see conversation_context), not as a notice.
-        # A reply written by another process is followed by the chat page refreshing itself.
-        if started.generation is not None:
-            await started.generation.wait_finished()
-        return see_other(chat_url(started.chat_id, latest=True))
-
-    return await json_or_page(request, json=started_json(started, **extra), page=wait_then_chat)
+    Without script the chat page refreshes itself while the reply is written, and offers
+    Stop; a failure shows on the reply itself (see conversation_context).
+    """
+    page = redirect_to(chat_url(started.chat_id, latest=True))
+    return await json_or_page(request, json=started_json(started, **extra), page=page)
 
 
 async def chat_started(request: Request, started: StartedChat) -> Response:
@@ -280,9 +276,12 @@ def conversation_context(chat: ChatDetail, registry: GenerationRegistry) -> dict
     last_user = next((m for m in reversed(messages) if m.role == "user"), None)
     replying_to_user = last is not None and last.role == "assistant" and has_user
     latest_reply = last if replying_to_user else None
+    live = registry.get(last.id) if generating and last else None
     return {
         "messages": messages,
         "generating": generating,
+        # Its place in the model's queue, while it waits (known where it is written).
+        "queue_position": live.state.position if live else None,
         "live_stream_url": stream_url(chat.id, last.id) if generating and last else None,
         "errors": {
             message.id: reply_error_text(message, registry)

@@ -21,6 +21,7 @@ def test_sending_a_message_stores_a_real_reply(signed_in: Browser, db_api: DbApi
     assert response.status_code == 200
     assert response.url.path == f"/chats/{chat_id}"
     assert QUESTION in response.text
+    response = signed_in.until_written(response)
 
     chat = stored_chat(db_api, signed_in, chat_id)
     assert chat["title"] == QUESTION

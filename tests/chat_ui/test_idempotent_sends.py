@@ -96,6 +96,7 @@ def test_a_resent_message_form_stores_one_turn(user: Browser, db_api: DbApiServe
     # Script-style, too: the same reply, not a new one.
     replayed = user.http.post(f"/chats/{chat_id}/messages", data=form, headers=JSON)
     assert replayed.status_code == 202, replayed.text
+    user.until_written(user.get(f"/chats/{chat_id}"))
     messages = stored_chat(db_api, user, chat_id)["messages"]
     assert [(m["role"], m["status"]) for m in messages] == [
         ("user", "complete"),

@@ -7,11 +7,14 @@ A fake model server appears only to inject a fault the real one cannot produce
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import markupsafe
 import pytest
 
 from chat_ui.context import ChatMessage
@@ -209,7 +212,7 @@ def test_regenerate_and_edit_reply_again(signed_in: Browser, db_api: DbApiServer
     assert messages[0]["content"] == "Reply with just: goodbye."
     assert messages[1]["status"] == "complete" and messages[1]["content"].strip()
 
-    # The plain-form version waits for the reply, then redirects to the chat.
+    # The plain-form version redirects to the chat, which refreshes itself until it is done.
     no_js = signed_in.http.post(
         f"/chats/{chat_id}/regenerate",
         data={"csrf_token": signed_in.csrf_token()},
@@ -217,21 +220,45 @@ def test_regenerate_and_edit_reply_again(signed_in: Browser, db_api: DbApiServer
     )
     assert no_js.status_code == 303
     assert no_js.headers["location"] == f"/chats/{chat_id}#latest"
+    signed_in.until_written(signed_in.get(f"/chats/{chat_id}"))
     assert stored_chat(db_api, signed_in, chat_id)["messages"][-1]["status"] == "complete"
 
 
-def test_plain_form_send_waits_for_the_reply_and_redirects(
+def test_plain_form_send_redirects_at_once_to_a_page_that_refreshes_and_stops(
     signed_in: Browser, db_api: DbApiServer
 ) -> None:
     chat_id = signed_in.new_chat()
     response = signed_in.http.post(
         f"/chats/{chat_id}/messages",
-        data={"csrf_token": signed_in.csrf_token(), "content": "Reply with just one word: hi."},
+        data={"csrf_token": signed_in.csrf_token(), "content": LONG_QUESTION},
         follow_redirects=False,
     )
     assert response.status_code == 303
     assert response.headers["location"] == f"/chats/{chat_id}#latest"
-    assert stored_chat(db_api, signed_in, chat_id)["messages"][-1]["status"] == "complete"
+    # Back before the reply is written: the page refreshes itself and offers Stop.
+    page = signed_in.get(f"/chats/{chat_id}")
+    assert stored_chat(db_api, signed_in, chat_id)["messages"][-1]["status"] == "generating"
+    # Each refresh names another URL than the page's: the same one with #latest would
+    # only scroll.
+    assert f'content="2; url=/chats/{chat_id}?refresh=1#latest"' in page.text
+    again = signed_in.get(f"/chats/{chat_id}?refresh=1").text
+    assert f'content="2; url=/chats/{chat_id}?refresh=2#latest"' in again
+    assert f'formaction="/chats/{chat_id}/stop"' in page.text
+    stopped = signed_in.submit(f"/chats/{chat_id}/stop", form_page=f"/chats/{chat_id}")
+    assert stopped.status_code == 200 and stopped.url.path == f"/chats/{chat_id}"
+    page = signed_in.until_written(stopped)
+    assert "Stopped" in page.text
+    assert stored_chat(db_api, signed_in, chat_id)["messages"][-1]["status"] == "stopped"
+
+
+def test_plain_form_send_ends_on_the_written_reply(signed_in: Browser, db_api: DbApiServer) -> None:
+    chat_id = signed_in.new_chat()
+    sent = signed_in.submit(f"/chats/{chat_id}/messages", {"content": "Reply with just: hi."})
+    page = signed_in.until_written(sent)
+    reply = stored_chat(db_api, signed_in, chat_id)["messages"][-1]
+    assert reply["status"] == "complete"
+    first_word = reply["content"].split()[0].strip("*_`#.,!")
+    assert str(markupsafe.escape(first_word)) in page.text
 
 
 def test_new_chat_with_a_message_answers_its_url(signed_in: Browser, db_api: DbApiServer) -> None:
@@ -251,21 +278,48 @@ def test_stop_through_another_replica_stops_the_owner(
 ) -> None:
     chat_id = signed_in.new_chat()
     stream_url, _ = start_long_reply(signed_in, chat_id, min_tokens=5)
-    other = httpx.Client(base_url=second_chat_ui.url, cookies=signed_in.http.cookies)
-    try:
-        stop = other.post(
-            f"/chats/{chat_id}/stop", data={"csrf_token": signed_in.csrf_token()}, headers=JSON
+    other = Browser(
+        http=httpx.Client(
+            base_url=second_chat_ui.url, cookies=signed_in.http.cookies, follow_redirects=True
         )
-        assert stop.status_code == 204
+    )
+    following = threading.Event()
+
+    def follow_on_the_other_replica() -> list[tuple[str, Any]]:
+        """A tab on the second chat-ui, which follows the reply by polling db-api."""
+        with other.http.stream("GET", stream_url, timeout=120) as response:
+            events = []
+            for event in sse_events(response):
+                events.append(event)
+                following.set()
+                if event[0] == "done":
+                    return events
+        return events
+
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            followed = pool.submit(follow_on_the_other_replica)
+            assert following.wait(30)
+            stop = other.http.post(
+                f"/chats/{chat_id}/stop", data={"csrf_token": signed_in.csrf_token()}, headers=JSON
+            )
+            assert stop.status_code == 204
+            # The stop answers once the owner has saved its last text: shown from here on.
+            page = other.get(f"/chats/{chat_id}").text
+            follower_done = followed.result(timeout=60)[-1]
     finally:
         other.close()
-    # The owner sees the conflict on its next progress save (within 0.5 s) and stops.
-    events = read_until_done(signed_in, stream_url)
-    assert events[-1][1]["status"] == "stopped"
+    # The owner sees the conflict on its next progress save and stops.
+    owner_done = read_until_done(signed_in, stream_url)[-1]
+    assert owner_done[1]["status"] == follower_done[1]["status"] == "stopped"
     idle_after = wait_for_idle_slots(llama_server.url)
     print(f"stop elsewhere -> all llama.cpp slots idle after the done event: {idle_after:.3f} s")
     reply = stored_chat(db_api, signed_in, chat_id)["messages"][-1]
     assert reply["status"] == "stopped" and reply["content"].strip()
+    # Every view ends on the whole stored text, the other replica's too.
+    stored_html = str(render_markdown(reply["content"]))
+    assert owner_done[1]["html"] == follower_done[1]["html"] == stored_html
+    assert stored_html in page
 
 
 @pytest.fixture
@@ -347,6 +401,9 @@ def test_a_reply_waits_for_a_free_slot_when_the_model_is_busy(
             if "position" not in first:  # connected before its first turn at the queue
                 first_kind, first = next(events)
             assert (first_kind, first["tokens"], first["position"]) == ("update", 0, 1)
+            # The page says so too, for a browser without script.
+            page = signed_in.get(f"/chats/{queued_chat}").text
+            assert "Queued, position 1: the model is writing other replies first…" in page
             for other, chat_id in busy:
                 assert post_json(other, f"/chats/{chat_id}/stop").status_code == 204
             final = [data for kind, data in events if kind == "done"]

@@ -162,6 +162,8 @@ def test_a_reply_streams_resumes_and_stops_at_scale(
     expect(latest_reply(page)).to_have_attribute("data-status", "stopped")
     stopped_text = latest_reply(page).locator(".message__content").inner_text()
     assert stopped_text.startswith(before[:5])
+    # Whichever replica each tab follows it from, both end on the same, whole text.
+    expect(latest_reply(second.page).locator(".message__content")).to_have_text(stopped_text)
     save_screenshot(page, "compose-scaled-stopped")
 
     # The model's slot is free again: the stop reached the llama.cpp request.
@@ -172,10 +174,9 @@ def test_a_reply_streams_resumes_and_stops_at_scale(
 
     page.reload()
     expect(latest_reply(page)).to_have_attribute("data-status", "stopped")
-    # Stopped from another replica, the writer keeps what it wrote until the stop reached
-    # it (its next save or lease renewal): the stored text may run on past what the
-    # first tab showed at the stop, never short of it.
-    assert latest_reply(page).locator(".message__content").inner_text().startswith(stopped_text)
+    # Stopped from another replica, the writer saves what it wrote until the stop reached
+    # it (its next save or lease renewal); the tabs waited for that save.
+    assert latest_reply(page).locator(".message__content").inner_text() == stopped_text
     assert tab.script_errors == [] and second.script_errors == []
 
 

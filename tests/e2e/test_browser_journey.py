@@ -37,13 +37,14 @@ def start_chat_and_get_reply(page: Page, base_url: str) -> str:
     send_message(page, QUESTION)
     expect(page).to_have_url(re.compile(r"/chats/[0-9a-f-]{36}"))
     expect(page.locator(".message--user .message__content").last).to_have_text(QUESTION)
-    # The reply streams in (with script) or the page waits for it (without): either way
-    # it ends complete.
+    # The reply streams in (with script) or the page refreshes itself until it is
+    # written (without): either way it ends complete.
     expect(page.locator(".message--assistant").first).to_have_attribute("data-status", "complete")
     replies = assistant_messages(page)
     assert len(replies) == 1
     assert replies[0], "the model's reply is empty"
-    return page.url.split("#")[0]
+    # Without script the page came back by refreshing itself (?refresh=N).
+    return page.url.split("#")[0].split("?")[0]
 
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
@@ -77,6 +78,27 @@ def test_sign_up_chat_reload_sign_out_and_back(
     expect(page).to_have_url(chat_url)
     assert assistant_messages(page)[0] == reply_before_reload
     assert tab.script_errors == []
+
+
+def test_without_javascript_a_send_comes_back_at_once_and_the_reply_can_be_stopped(
+    nginx: NginxServer, open_tab: OpenTab
+) -> None:
+    page = open_tab(javascript=False).page
+    sign_up(page, nginx.url, unique_username("noscript"))
+    page.goto(f"{nginx.url}/chats")
+    box = page.get_by_role("textbox", name="Message")
+    # The placeholder names no keys: without script, Enter makes a new line.
+    expect(box).to_have_attribute("placeholder", "Message the assistant…")
+    send_message(page, "Count from 1 to 300, one number per line.")
+    # The chat page, while the reply is still being written: it refreshes itself.
+    reply = page.locator(".message--assistant").last
+    expect(reply).to_have_attribute("data-status", "generating")
+    expect(page.locator('meta[http-equiv="refresh"]')).to_have_count(1)
+    page.get_by_role("button", name="Stop").click()
+    expect(reply).to_have_attribute("data-status", "stopped")
+    expect(page.locator('meta[http-equiv="refresh"]')).to_have_count(0)
+    expect(page.get_by_role("button", name="Stop")).to_be_hidden()
+    expect(page.get_by_role("button", name="Regenerate")).to_be_visible()
 
 
 def test_second_user_cannot_open_first_users_chat(nginx: NginxServer, open_tab: OpenTab) -> None:

@@ -46,7 +46,9 @@ def test_sending_a_message_stores_it_and_the_reply(
     signed_in: Browser, inprocess: InProcessApp
 ) -> None:
     chat_id = signed_in.new_chat()
-    response = signed_in.submit(f"/chats/{chat_id}/messages", {"content": f"  {QUESTION}\n"})
+    response = signed_in.until_written(
+        signed_in.submit(f"/chats/{chat_id}/messages", {"content": f"  {QUESTION}\n"})
+    )
     assert response.status_code == 200
     assert response.url.path == f"/chats/{chat_id}"
     assert QUESTION in response.text
@@ -147,7 +149,9 @@ def test_model_down_keeps_the_message_and_retry_answers_it(
 ) -> None:
     chat_id = signed_in.new_chat()
     inprocess.model.state = "down"
-    response = signed_in.submit(f"/chats/{chat_id}/messages", {"content": QUESTION})
+    response = signed_in.until_written(
+        signed_in.submit(f"/chats/{chat_id}/messages", {"content": QUESTION})
+    )
     assert response.status_code == 200
     assert MODEL_UNREACHABLE in response.text
     assert f'action="/chats/{chat_id}/retry"' in response.text
@@ -161,7 +165,7 @@ def test_model_down_keeps_the_message_and_retry_answers_it(
     inprocess.model.state = "ready"
     page = signed_in.get(f"/chats/{chat_id}")
     assert f'action="/chats/{chat_id}/retry"' in page.text
-    response = signed_in.submit(f"/chats/{chat_id}/retry")
+    response = signed_in.until_written(signed_in.submit(f"/chats/{chat_id}/retry"))
     assert response.status_code == 200
     assert f'action="/chats/{chat_id}/retry"' not in response.text
 

@@ -186,6 +186,10 @@ def test_empty_search_shows_the_form_and_no_match_is_explained(signed_in: Browse
     word = unique_word()
     none = search(signed_in, word)
     assert f"No chats match “{word}”" in none
+    # One search box, the page's own, holding the query (the sidebar's is left out).
+    assert none.count('role="search"') == 1
+    assert f'id="search-query" name="q" type="search" value="{word}"' in none
+    assert 'id="sidebar-search"' in signed_in.get("/chats").text
 
 
 def test_search_query_is_escaped_in_the_page(signed_in: Browser) -> None:

@@ -110,3 +110,25 @@ def test_a_new_chat_whose_question_is_refused_leaves_no_chat(
     assert page.status_code == 429
     assert textarea_text(page.text) == "A new topic?"
     assert inprocess.everything_stored(signed_in) == before
+
+
+def test_a_refused_regenerate_keeps_every_reply_after_the_question(
+    signed_in: Browser, inprocess: InProcessApp
+) -> None:
+    inprocess.db.reply_limit = RateLimit(per_minute=ONE_A_MINUTE, burst=1)
+    chat_id = signed_in.new_chat()
+    _sent(signed_in, chat_id, "Say hi.")
+    # A second reply to the same question (another client's): regenerate replaces both.
+    inprocess.call(
+        inprocess.db.add_message,
+        inprocess.user_id(signed_in),
+        chat_id,
+        role="assistant",
+        content="Another reply.",
+        status="complete",
+    )
+    before = inprocess.stored_chat(signed_in, chat_id)
+    assert len(before["messages"]) == 3
+
+    _refused(post_json(signed_in, f"/chats/{chat_id}/regenerate"), REPLIES_TOO_FAST)
+    assert inprocess.stored_chat(signed_in, chat_id) == before

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from harness.db_api import DbApiServer, db_api_env, running_db_api
-from harness.factories import auth_headers
+from harness.factories import auth_headers, create_user
 from harness.postgres import PostgresCluster
 
 __all__ = ["db_api", "db_api_client", "db_api_in_process"]
@@ -34,8 +34,15 @@ DB_API_VARIABLES = (
 
 @pytest.fixture(scope="session")
 def db_api(postgres: PostgresCluster) -> Iterator[DbApiServer]:
-    """The session's db-api, on its own fresh database."""
+    """The session's db-api, on its own fresh database, with its admin already there.
+
+    The install's first account becomes its admin; with one made here, every test's
+    user is an ordinary one, in whichever order the tests run. The first account's own
+    rules are tested on db-apis of their own (tests/db_api/test_admin.py).
+    """
     with running_db_api(postgres, database=SESSION_DATABASE) as server:
+        with httpx.Client(base_url=server.url, headers=auth_headers(server.service_token)) as c:
+            create_user(c, username="session-admin")
         yield server
 
 

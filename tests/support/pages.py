@@ -39,7 +39,7 @@ def new_chat(page: Page, base_url: str) -> None:
 def chat_url(page: Page) -> str:
     """The open chat's address, once its first message has made it."""
     expect(page).to_have_url(re.compile(r"/chats/[0-9a-f-]{36}"))
-    return page.url.split("#")[0]
+    return page.url.split("#")[0].split("?")[0]
 
 
 def send(page: Page, text: str) -> Locator:

@@ -23,6 +23,7 @@ from chat_ui.errors import (
     TooManyAttempts,
     wait_in_words,
 )
+from chat_ui.markdown import plain_fragment
 from chat_ui.middleware import local_location
 from chat_ui.pages import short_date
 from chat_ui.schemas import MessagePublic
@@ -50,6 +51,12 @@ def test_title_is_plain_text() -> None:
     message = "## Compare **Readability** and [the docs](https://example.com) with `ruff`"
     assert title_from_message(message) == "Compare Readability and the docs with ruff"
     assert title_from_message("```\nprint('hi')\n```") == "print('hi')"
+
+
+def test_a_cut_out_piece_of_markdown_loses_the_marks_cut_from_their_other_half() -> None:
+    assert plain_fragment("word** worth a ~~visit and `code") == "word worth a visit and code"
+    assert plain_fragment("Is **word** worth a visit?") == "Is word worth a visit?"
+    assert plain_fragment("2 * 3 = 6 and snake_case") == "2 * 3 = 6 and snake_case"
 
 
 def test_long_title_is_cut_at_a_word() -> None:

@@ -13,7 +13,7 @@ from chat_ui.deps import ChatPagesDep, CurrentUser, DbDep
 from chat_ui.errors import ChatUiError, InvalidInput
 from chat_ui.export import attachment_disposition, chat_as_json, chat_as_markdown
 from chat_ui.forms import FormRouter, FormText
-from chat_ui.markdown import plain_text
+from chat_ui.markdown import plain_fragment
 from chat_ui.pages import json_error, render, see_other, wants_json
 from chat_ui.schemas import SearchHit
 from chat_ui.sessions import set_flash
@@ -42,7 +42,7 @@ def validate_title(title: str) -> str:
 def highlight_snippet(snippet: str) -> Markup:
     """The snippet as plain text (no markdown), then HTML: escaped first, so only our own
     <mark> tags are markup."""
-    escaped = str(escape(" ".join(plain_text(snippet).split())))
+    escaped = str(escape(" ".join(plain_fragment(snippet).split())))
     marked = _MATCH.sub(lambda match: f"<mark>{match.group(1)}</mark>", escaped)
     return Markup(_MARKERS.sub("", marked))  # noqa: S704 - built from escaped text
 
@@ -87,7 +87,13 @@ async def search(
 ) -> Response:
     query = q.strip()
     view = await pages.load(None)  # for the sidebar
-    context = {**pages.sidebar_context(view.chats), "chat": None, "query": query, "results": None}
+    context = {
+        **pages.sidebar_context(view.chats),
+        "chat": None,
+        "query": query,
+        "results": None,
+        "search_page": True,
+    }
     if not query:
         return render(request, "search.html", context)
     try:

@@ -22,8 +22,7 @@ document.addEventListener("DOMContentLoaded", () => {
   setUpDrawer();
   setUpMenus();
   setUpSidebarSearch();
-  for (const box of document.querySelectorAll("textarea[data-grows]")) growWithText(box);
-  for (const box of document.querySelectorAll("textarea[data-edit]")) editInPlace(box);
+  setUpEditBoxes(document);
   const form = document.querySelector("form[data-composer]");
   // A search result's #message-N (marked by style.css), else the latest message.
   const target = window.location.hash.startsWith("#message-")
@@ -254,6 +253,13 @@ function growWithText(box) {
   };
   box.addEventListener("input", fit);
   fit();
+}
+
+// The message box and the edit boxes grow with their text; an edit box has the
+// message box's keys. Run again on the messages a finished reply brings.
+function setUpEditBoxes(root) {
+  for (const box of root.querySelectorAll("textarea[data-grows]")) growWithText(box);
+  for (const box of root.querySelectorAll("textarea[data-edit]")) editInPlace(box);
 }
 
 // Editing a message happens in its place (style.css hides the old text) with the main
@@ -501,6 +507,7 @@ class ChatPage {
       for (const action of fresh.querySelectorAll("form[data-reply-action]")) {
         action.addEventListener("submit", (event) => this.onReplyAction(event, action));
       }
+      setUpEditBoxes(fresh);
     } catch {
       // The streamed rendering stays; a reload shows the actions.
     }
