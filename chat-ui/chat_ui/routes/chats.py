@@ -1,9 +1,10 @@
 """The chat pages: list, new chat, one conversation, and sending a message.
 
-Sending works two ways (see docs/ARCHITECTURE.md, "chat-ui routes (v2)"): a plain
-form waits for the reply and redirects back to the chat; the page's script asks
-for JSON (`Accept: application/json`) and gets 202 with the reply's stream URL as
-soon as the reply is being written (see views for both answers). The reply routes
+Sending works two ways (see docs/ARCHITECTURE.md, "chat-ui routes"), both
+answered as soon as the reply is being written: a plain form is redirected back to
+the chat, which refreshes itself until the reply is done; the page's script asks for
+JSON (`Accept: application/json`) and gets 202 with the reply's stream URL (see views
+for both answers). The reply routes
 (stream, stop, retry, regenerate, edit) are in `routes.messages`.
 """
 
