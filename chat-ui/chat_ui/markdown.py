@@ -14,7 +14,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
 
 import nh3
 from markdown_it import MarkdownIt
@@ -166,22 +165,17 @@ def _build_parser() -> MarkdownIt:
     parser = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True})
     parser.enable(["table", "strikethrough"])
     parser.disable("image")
-    renderer: Any = parser.renderer
-    renderer.rules["fence"] = lambda tokens, idx, options, env: _render_fence(
-        renderer, tokens, idx, options, env
-    )
-    for cell in ("th_open", "td_open"):
-        renderer.rules[cell] = lambda tokens, idx, options, env: _render_table_cell(
-            renderer, tokens, idx, options, env
-        )
-    for heading in ("heading_open", "heading_close"):
-        renderer.rules[heading] = lambda tokens, idx, options, env: _render_heading(
-            renderer, tokens, idx, options, env
-        )
-    for table in ("table_open", "table_close"):
-        renderer.rules[table] = lambda tokens, idx, options, env: _render_table(
-            renderer, tokens, idx, options, env
-        )
+    rules = {
+        "fence": _render_fence,
+        "th_open": _render_table_cell,
+        "td_open": _render_table_cell,
+        "heading_open": _render_heading,
+        "heading_close": _render_heading,
+        "table_open": _render_table,
+        "table_close": _render_table,
+    }
+    for token_type, rule in rules.items():
+        parser.add_render_rule(token_type, rule)
     return parser
 
 

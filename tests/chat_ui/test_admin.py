@@ -282,6 +282,9 @@ def test_the_audit_log_shows_what_happened(admin: Browser) -> None:
     log = admin.get("/admin/audit")
     for words in ("Signed up", "Approved", "Settings changed"):
         assert words in log.text
+    # A settings change names what changed in the settings page's words.
+    assert "signup_mode" not in log.text and "sign-up policy" in log.text
+    assert "while sign-up needed approval; waiting for approval" in log.text
 
 
 # Every admin page and action, as a form or link would send it.

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from harness.db_api import DbApiServer, running_db_api
 from harness.factories import DEFAULT_PASSWORD, auth_headers, create_user
@@ -65,3 +66,36 @@ def test_default_lock_answers_retry_after_in_seconds(db_api_client: httpx.Client
     locked = _verify(db_api_client, user["username"], "wrong password")
     assert locked.status_code == 429
     assert 1 <= int(locked.headers["Retry-After"]) <= 60
+
+
+def test_a_wrong_password_forgets_counts_that_no_longer_count(
+    strict_db_api: DbApiServer, strict_client: httpx.Client
+) -> None:
+    """Guessing names from many addresses cannot grow the table without end."""
+    engine = create_engine(strict_db_api.database_url)
+    rows = {
+        "account:old-guess@203.0.113.9": ("2 days", None),  # stale: dropped
+        "account:old-lock@203.0.113.9": ("2 days", "1 hour"),  # still locked: kept
+        "account:recent@203.0.113.9": ("1 hour", None),  # still counting: kept
+    }
+    try:
+        with engine.begin() as connection:
+            for key, (age, locked_for) in rows.items():
+                connection.execute(
+                    text(
+                        "INSERT INTO login_throttles (key, failures, window_started_at,"
+                        " locked_until) VALUES (:key, 2, now() - CAST(:age AS interval),"
+                        " now() + CAST(:locked_for AS interval))"
+                    ),
+                    {"key": key, "age": age, "locked_for": locked_for},
+                )
+        assert _verify(strict_client, "nobody-at-all", "wrong password").status_code == 401
+        with engine.connect() as connection:
+            left = set(
+                connection.execute(
+                    text("SELECT key FROM login_throttles WHERE key LIKE '%@203.0.113.9'")
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+    assert left == {"account:old-lock@203.0.113.9", "account:recent@203.0.113.9"}

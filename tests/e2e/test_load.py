@@ -50,6 +50,8 @@ CLIENT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 COMPOSER = re.compile(r'<form method="post" action="([^"]+)" class="composer"')
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 REQUEST_ID = re.compile(r'name="request_id" value="([^"]+)"')
+# Without script, the chat page reloads itself while the reply is written (chat.html).
+SELF_REFRESH = re.compile(r'<meta http-equiv="refresh" content="(\d+); url=([^"#]+)')
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +147,12 @@ async def send(
     chat_page = await client.get(location)
     tally.record("GET chat", chat_page)
     assert chat_page.status_code == 200
+    # The send came back at once; the page refreshes itself until the reply is written.
+    while refresh := SELF_REFRESH.search(chat_page.text):
+        await asyncio.sleep(int(refresh.group(1)))
+        chat_page = await client.get(html.unescape(refresh.group(2)))
+        tally.record("GET chat", chat_page)
+        assert chat_page.status_code == 200
     return chat_page.text
 
 

@@ -18,6 +18,8 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
+from native.stack import NginxLimits
+
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
@@ -231,6 +233,14 @@ def test_the_ingress_reaches_only_chat_ui(manifests: tuple[Manifest, ...]) -> No
     annotations = ingress["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
     assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 600
+    # The per-address limits of compose's nginx, with its defaults.
+    limits = NginxLimits()
+    rps = int(annotations["nginx.ingress.kubernetes.io/limit-rps"])
+    assert rps == limits.REQUESTS_PER_SECOND
+    burst = rps * int(annotations["nginx.ingress.kubernetes.io/limit-burst-multiplier"])
+    assert burst == limits.REQUEST_BURST
+    connections = int(annotations["nginx.ingress.kubernetes.io/limit-connections"])
+    assert connections == limits.CONNECTIONS_PER_ADDRESS
     service = named(manifests, "Service", "chat-ui")
     assert {port["name"] for port in service["spec"]["ports"]} >= {
         backend["port"]["name"] for backend in backends

@@ -22,6 +22,7 @@ from chat_ui.errors import AdminChangeRefused, ChatUiError, InvalidInput, PageNo
 from chat_ui.forms import FormRouter, FormText
 from chat_ui.pages import NO_REFERRER, render, see_other
 from chat_ui.runtime_settings import refresh_settings
+from chat_ui.schemas import AuditEvent
 from chat_ui.sessions import SessionUser, pop_flash, set_flash
 from chat_ui.views import FailurePage, failure_page
 
@@ -57,6 +58,16 @@ AUDIT_ACTIONS = {
     "settings_changed": "Settings changed",
     "admin_created_from_cli": "Admin created (command line)",
     "password_reset_from_cli": "Password reset (command line)",
+}
+# The settings an audit entry names (db-api lists their field names), in words.
+SETTING_NAMES = {
+    "signup_mode": "sign-up policy",
+    "replies_per_minute": "replies per minute",
+    "reply_burst": "replies in a burst",
+    "chats_per_minute": "new chats per minute",
+    "chat_burst": "new chats in a burst",
+    "max_message_chars": "longest message",
+    "system_prompt": "system prompt",
 }
 SETTING_FIELDS = (
     "replies_per_minute",
@@ -386,6 +397,26 @@ async def save_settings(
     return see_other("/admin/settings")
 
 
+# How a sign-up was let in (db-api's "<how>; <status>"), where that is a policy's name.
+SIGNED_UP_UNDER = {
+    "open": "while sign-up was open",
+    "approval": "while sign-up needed approval",
+}
+
+
+def audit_detail(event: AuditEvent) -> str:
+    """An entry's details as the page shows them: settings and policies in words."""
+    detail = event.detail or ""
+    if event.action == "settings_changed" and detail:
+        names = (name.strip() for name in detail.split(","))
+        return ", ".join(SETTING_NAMES.get(name, name) for name in names)
+    if event.action == "signed_up" and "; " in detail:
+        how, status = detail.rsplit("; ", 1)
+        status_words = STATUS_FILTERS.get(status, status).lower() if status else ""
+        return f"{SIGNED_UP_UNDER.get(how, how)}; {status_words}"
+    return detail
+
+
 @router.get("/admin/audit", response_class=HTMLResponse, summary="Audit log")
 async def audit_page(
     request: Request, admin: AdminUser, db: DbDep, before: int | None = None
@@ -395,6 +426,7 @@ async def audit_page(
     context = {
         "section": "audit",
         "events": found.items,
+        "details": {event.id: audit_detail(event) for event in found.items},
         "actions": AUDIT_ACTIONS,
         "older_url": None
         if found.next_before_id is None

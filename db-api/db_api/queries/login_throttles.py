@@ -13,6 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db_api.config import Settings
 from db_api.models import LoginThrottle
 
+# Every wrong password, for any name from any address, leaves rows (unknown names are
+# counted like real ones); a row whose count started this long ago (or longer than
+# the longest counting window) and holds no lock is dropped, so guessing cannot grow
+# the table without end. It forgets only counts that would start over anyway, or a
+# slow trickle of failures that never reached a lock.
+STALE_AFTER = timedelta(days=1)
+
 
 async def locked_seconds(db: AsyncSession, *, keys: Sequence[str], now: datetime) -> float | None:
     """Seconds until the latest lock among `keys` ends, or None when none is locked."""
@@ -107,6 +114,18 @@ async def record_failure(
         locked_for = lock_seconds
     await db.commit()
     return locked_for
+
+
+async def forget_stale(db: AsyncSession, *, settings: Settings, now: datetime) -> None:
+    """Drop the rows that count nothing any more (see STALE_AFTER)."""
+    windows = (settings.login_ip_window_seconds, settings.login_account_window_seconds)
+    stale_after = max(STALE_AFTER, timedelta(seconds=max(windows)))
+    await db.execute(
+        delete(LoginThrottle).where(
+            LoginThrottle.window_started_at < now - stale_after,
+            (LoginThrottle.locked_until.is_(None)) | (LoginThrottle.locked_until < now),
+        )
+    )
 
 
 async def clear_failures(db: AsyncSession, *, key: str) -> None:

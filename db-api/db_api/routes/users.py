@@ -148,6 +148,7 @@ async def verify_user(body: LoginAttempt, db: WriteSession, settings: SettingsDe
             lock_seconds=None,
             window_seconds=settings.login_ip_window_seconds,
         )
+        await login_throttles.forget_stale(db, settings=settings, now=now)
         await db.commit()
         raise InvalidCredentialsError()
     if user.status == "disabled":
