@@ -61,6 +61,7 @@ from chat_ui.schemas import (
     LinkCreated,
     LinkInfo,
     MessagePublic,
+    MessageState,
     MessageStatus,
     PageView,
     PublicSettings,
@@ -551,11 +552,11 @@ class DbClient:
 
     async def get_message(
         self, user_id: uuid.UUID, chat_id: uuid.UUID, message_id: int
-    ) -> MessagePublic:
+    ) -> MessageState:
         response = await self._request(
             "GET", f"/chats/{chat_id}/messages/{message_id}", user_id=user_id, errors=CHAT_ERRORS
         )
-        return self._parse(MessagePublic, response)
+        return self._parse(MessageState, response)
 
     async def renew_lease(
         self, user_id: uuid.UUID, chat_id: uuid.UUID, message_id: int, *, slots: int

@@ -8,6 +8,8 @@ Also the JSON answer to the page's script, which asks for it (see `wants_json`).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,17 @@ def short_date(moment: datetime, now: datetime | None = None) -> str:
     return f"{moment.day} {moment.strftime('%b %Y')}"
 
 
+@functools.cache
+def static_url(name: str) -> str:
+    """The address of static file `name`, versioned by its content.
+
+    nginx caches versioned addresses for a year, so a new release's CSS and script
+    reach every browser at once under their new digest.
+    """
+    digest = hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:12]
+    return f"/static/{name}?v={digest}"
+
+
 def _shared_context(request: Request) -> dict[str, Any]:
     if "session" not in request.scope:
         # The last-resort 500 handler runs outside the session middleware.
@@ -69,6 +82,7 @@ _environment = jinja2.Environment(
 _environment.filters["short_date"] = short_date
 _environment.filters["markdown"] = render_markdown_cached
 _environment.filters["browser"] = describe_browser
+_environment.globals["static_url"] = static_url
 templates = Jinja2Templates(env=_environment, context_processors=[_shared_context])
 
 

@@ -18,7 +18,7 @@ from chat_ui.db_client import DbClient
 from chat_ui.errors import ChatNotFound, ChatUiError
 from chat_ui.generation import Generation, GenerationRegistry, GenerationState
 from chat_ui.markdown import render_markdown
-from chat_ui.schemas import MessagePublic
+from chat_ui.schemas import MessagePublic, MessageState
 from chat_ui.sessions import SessionUser
 
 # Comment lines keep idle connections (and proxies between) from timing out.
@@ -74,10 +74,12 @@ async def live_events(generation: Generation) -> AsyncIterator[str]:
 
 
 async def polled_events(
-    db: DbClient, registry: GenerationRegistry, user: SessionUser, message: MessagePublic
+    db: DbClient, registry: GenerationRegistry, user: SessionUser, first: MessageState
 ) -> AsyncIterator[str]:
     """Follow a reply this process does not write, by re-reading it from db-api."""
-    sent_content: str | None = None
+    message: MessagePublic = first
+    position = first.queue_position
+    sent: tuple[str, int | None] | None = None
     last_sent = time.monotonic()
     while True:
         generation = registry.get(message.id)
@@ -86,7 +88,7 @@ async def polled_events(
             async for event in live_events(generation):
                 yield event
             return
-        if message.status == "stopped" and sent_content is not None:
+        if message.status == "stopped" and sent is not None:
             # Stopped while followed here: the writer's last save may still be coming.
             message = await once_its_writer_stopped(db, user.id, message)
         html = str(render_markdown(message.content))
@@ -95,16 +97,20 @@ async def polled_events(
             error = failed_reply_text(message) if message.status == "error" else None
             yield sse("done", {"status": message.status, "html": html, "error": error})
             return
-        if message.content != sent_content:
+        if (message.content, position) != sent:
             # The token count lives only in the writing process; 0 means unknown here.
-            yield sse("update", {"status": "generating", "html": html, "tokens": 0})
-            sent_content, last_sent = message.content, time.monotonic()
+            update: dict[str, Any] = {"status": "generating", "html": html, "tokens": 0}
+            if position is not None:
+                update["position"] = position
+            yield sse("update", update)
+            sent, last_sent = (message.content, position), time.monotonic()
         elif time.monotonic() - last_sent >= PING_SECONDS:
             yield ": ping\n\n"
             last_sent = time.monotonic()
         await asyncio.sleep(POLL_SECONDS)
         try:
-            message = await db.get_message(user.id, message.chat_id, message.id)
+            latest = await db.get_message(user.id, message.chat_id, message.id)
+            message, position = latest, latest.queue_position
         except ChatNotFound:
             yield sse("done", {"status": "error", "html": "", "error": REPLY_GONE})
             return

@@ -52,6 +52,12 @@ class MessagePublic(_Upstream):
     request_id: uuid.UUID | None = None
 
 
+class MessageState(MessagePublic):
+    """One message read alone; a reply waiting for a model slot has its place in the queue."""
+
+    queue_position: int | None = None
+
+
 class ChatDetail(ChatPublic):
     messages: list[MessagePublic]
 

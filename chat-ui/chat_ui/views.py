@@ -407,6 +407,10 @@ class ChatPages:
             return self.offline(outage, chat_id=chat_id)
         if view is not None:
             context = self.context(view.chats, view.chat)
+            if view.chat is not None and context.get("generating"):
+                context["queue_position"] = await self._place_in_line(
+                    view.user.id, view.chat, known=context["queue_position"]
+                )
             if one_shot or not looks_the_same_later(view.chat):
                 return render(request, "chat.html", context)
             markers = {"csrf_token": CSRF_MARKER, "request_id": REQUEST_ID_MARKER}
@@ -419,6 +423,22 @@ class ChatPages:
             raise ChatUiError()
         filled = fill(cached.html, csrf_token=csrf_token(request), request_id=uuid.uuid4())
         return HTMLResponse(filled)
+
+    async def _place_in_line(
+        self, user_id: uuid.UUID, chat: ChatDetail, *, known: int | None
+    ) -> int | None:
+        """The place in the model's queue of the chat's reply being written, if it waits.
+
+        Known here when this process writes it; asked of db-api when another does.
+        """
+        reply = chat.messages[-1]
+        if self.registry.get(reply.id) is not None:
+            return known
+        try:
+            state = await self.db.get_message(user_id, chat.id, reply.id)
+        except ChatUiError:
+            return None  # the page says "Thinking…" instead, and asks again on its refresh
+        return state.queue_position
 
     def again(
         self, *, chat_id: uuid.UUID | None, draft: str, request_id: uuid.UUID | None

@@ -460,6 +460,17 @@ class LeaseRequest(_Strict):
     )
 
 
+class MessageState(MessagePublic):
+    """One message, and for a reply waiting for the model, its place in the queue."""
+
+    queue_position: int | None = Field(
+        default=None,
+        description="For a reply waiting for a model slot: its place in the queue, 1 being "
+        "next, as its writer's lease renewal answers it; null otherwise.",
+        examples=[None, 2],
+    )
+
+
 class ReplyLease(BaseModel):
     """The writer's lease, renewed: a slot to write the reply in, or the place in the queue."""
 

@@ -22,12 +22,13 @@ from chat_ui.lm_client import LmClient
 from chat_ui.markdown import render_markdown
 from harness.chat_ui import ChatUiServer, running_chat_ui
 from harness.db_api import DbApiServer
-from harness.forms import Browser, stored_chat
+from harness.forms import Browser, stored_chat, textarea_text
 from harness.llama import LlamaServer
 from tests.support.breaking_model import PARTIAL_TEXT, serve_breaking_model
 from tests.support.sse import JSON, post_json, read_until_done, send_json, sse_events
 
 SHORT_QUESTION = "Name three colours, one per line."
+REPLY_ELSEWHERE = "Your reply in another chat is still being written."
 # Long enough (dozens of tokens) to span several update intervals.
 PARAGRAPH_QUESTION = "Write three sentences about the sea."
 LONG_QUESTION = "Count from 1 to 300, one number per line."
@@ -320,6 +321,38 @@ def test_stop_through_another_replica_stops_the_owner(
     stored_html = str(render_markdown(reply["content"]))
     assert owner_done[1]["html"] == follower_done[1]["html"] == stored_html
     assert stored_html in page
+
+
+def test_one_reply_per_user_holds_across_replicas(
+    signed_in: Browser, second_chat_ui: ChatUiServer, db_api: DbApiServer
+) -> None:
+    """A reply written through one chat-ui refuses the same user's send through another."""
+    writing = signed_in.new_chat()
+    other_chat = signed_in.new_chat()
+    start_long_reply(signed_in, writing, min_tokens=1)
+    other = Browser(
+        http=httpx.Client(
+            base_url=second_chat_ui.url, cookies=signed_in.http.cookies, follow_redirects=True
+        )
+    )
+    try:
+        refused = send_json(other, other_chat, "Meanwhile, a second question?")
+        assert refused.status_code == 409
+        assert refused.json()["error"].startswith(REPLY_ELSEWHERE)
+        page = other.submit(
+            f"/chats/{other_chat}/messages", {"content": "Meanwhile, a second question?"}
+        )
+        assert page.status_code == 409
+        assert REPLY_ELSEWHERE in page.text
+        assert textarea_text(page.text) == "Meanwhile, a second question?"
+        assert stored_chat(db_api, signed_in, other_chat)["messages"] == []
+    finally:
+        other.close()
+    assert post_json(signed_in, f"/chats/{writing}/stop").status_code == 204
+    # The user's reply is over: the other chat takes the question now.
+    sent = send_json(signed_in, other_chat, "Meanwhile, a second question?")
+    assert sent.status_code == 202, sent.text
+    assert post_json(signed_in, f"/chats/{other_chat}/stop").status_code == 204
 
 
 @pytest.fixture

@@ -115,12 +115,18 @@ def test_slots_go_to_waiting_replies_in_the_order_they_were_started(
     assert _position(client, c, c_turn) == 1
     body = _lease(client, c, c_turn).json()
     assert body == {"slot": None, "position": 1, "lease_seconds": 30.0}
+    # A process that only follows a reply reads its place with the message.
+    assert _reply(client, d, d_turn)["queue_position"] == 2
+    assert _reply(client, c, c_turn)["queue_position"] == 1
+    assert _reply(client, a, a_turn)["queue_position"] is None
 
     finish_reply(client, user_id=a["id"], turn=a_turn)
     # D asks first, but C waited longer: D's place is still second.
     assert _position(client, d, d_turn) == 2
     assert _granted(client, c, c_turn) is not None
     assert _position(client, d, d_turn) == 1
+    assert _reply(client, d, d_turn)["queue_position"] == 1
+    assert _reply(client, c, c_turn)["queue_position"] is None
     # A renewal by a writer that holds its slot keeps it.
     assert _granted(client, b, b_turn) == _granted(client, b, b_turn)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +43,22 @@ def test_static_files_are_served_by_nginx_with_caching(nginx: NginxServer) -> No
     # Security headers apply to static files too.
     assert response.headers["x-content-type-options"] == "nosniff"
     assert httpx.get(f"{nginx.url}/static/../templates/base.html").status_code in (400, 404)
+
+
+def test_pages_name_static_files_by_content_and_nginx_keeps_those_a_year(
+    nginx: NginxServer,
+) -> None:
+    page = httpx.get(f"{nginx.url}/login").text
+    addresses = re.findall(r'(?:href|src)="(/static/[^"]+)"', page)
+    assert len(addresses) == 4, addresses
+    for address in addresses:
+        path, _, version = address.partition("?v=")
+        content = httpx.get(f"{nginx.url}{path}").content
+        assert version == hashlib.sha256(content).hexdigest()[:12], address
+        versioned = httpx.get(f"{nginx.url}{address}")
+        assert versioned.status_code == 200 and versioned.content == content
+        assert versioned.headers["cache-control"] == f"max-age={365 * 24 * 3600}"
+        assert versioned.headers["x-content-type-options"] == "nosniff"
 
 
 def test_oversized_request_body_is_refused(nginx: NginxServer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -10,9 +11,11 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from harness.chat_ui import ChatUiServer, running_chat_ui
-from harness.db_api import DbApiServer
+from harness.db_api import DbApiServer, running_db_api
 from harness.factories import unique_username
+from harness.llama import LlamaServer
 from harness.nginx import NginxServer, start_nginx
+from harness.postgres import PostgresCluster
 from harness.processes import free_port
 from native.stack import UNLIMITED
 from tests.support.breaking_model import PARTIAL_TEXT, serve_breaking_model
@@ -286,3 +289,48 @@ def test_a_send_refused_by_nginx_keeps_the_text_and_says_why(
         assert [error for error in tab.script_errors if "(Too Many Requests)" not in error] == []
     finally:
         limited.stop()
+
+
+@pytest.fixture(scope="module")
+def reply_limited_url(
+    postgres: PostgresCluster, llama_server: LlamaServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """nginx in front of a chat-ui whose db-api lets each user start one reply a minute."""
+    limits = {"REPLY_BURST": "1", "REPLIES_PER_MINUTE": "1"}
+    with (
+        running_db_api(postgres, database="e2e_reply_limits", extra_env=limits) as db_api,
+        running_chat_ui(db_api, llama_server.url, extra_env={"MAX_REPLY_TOKENS": "8"}) as ui,
+    ):
+        port = free_port()
+        proxy = start_nginx(
+            config_dir=tmp_path_factory.mktemp("reply-limited-nginx"),
+            chat_ui_upstream=ui.url.removeprefix("http://"),
+            port=port,
+        )
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proxy.stop()
+
+
+def test_a_send_over_the_users_reply_limit_says_when_and_keeps_the_text(
+    reply_limited_url: str, open_tab: OpenTab
+) -> None:
+    tab = open_tab()
+    page = tab.page
+    sign_up(page, reply_limited_url, unique_username("hasty"))
+    new_chat(page, reply_limited_url)
+    expect(send(page, "Reply with just one word: hello.")).to_have_attribute(
+        "data-status", "complete"
+    )
+
+    page.get_by_role("textbox", name="Message").fill("And once more, please?")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_role("alert")).to_contain_text(
+        re.compile(r"faster than this server allows\. Try again in \d+ seconds?\.")
+    )
+    expect(page.get_by_role("textbox", name="Message")).to_have_value("And once more, please?")
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    expect(page.locator(".message--user")).to_have_count(1)
+    # Chromium logs the refused request; nothing else went wrong in the page.
+    assert [error for error in tab.script_errors if "(Too Many Requests)" not in error] == []

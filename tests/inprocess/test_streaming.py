@@ -11,7 +11,7 @@ import re
 
 from harness.forms import Browser
 from tests.support.inprocess import InProcessApp
-from tests.support.sse import JSON, post_json, read_until_done, send_json
+from tests.support.sse import JSON, post_json, read_until_done, send_json, sse_events
 
 SHORT_QUESTION = "Name three colours, one per line."
 
@@ -127,3 +127,25 @@ def test_a_second_chat_waits_for_the_users_reply_and_keeps_the_text(
     read_until_done(signed_in, answer["stream_url"])
     inprocess.model.stream_failure = None
     assert send_json(signed_in, second, "And a short one here?").status_code == 202
+
+
+def test_a_reply_queued_by_another_process_shows_its_place_in_the_queue(
+    signed_in: Browser, inprocess: InProcessApp
+) -> None:
+    """Followed through db-api (another replica writes it): its place in line, script or not."""
+    db = inprocess.db
+    earlier = inprocess.browser()
+    earlier.sign_up()
+    earlier_id = inprocess.user_id(earlier)
+    earlier_chat = inprocess.call(db.create_chat, earlier_id)
+    inprocess.call(db.start_turn, earlier_id, earlier_chat["id"])
+    user_id = inprocess.user_id(signed_in)
+    chat = inprocess.call(db.create_chat, user_id)
+    turn = inprocess.call(db.start_turn, user_id, chat["id"], content="Am I next?")
+
+    page = signed_in.get(f"/chats/{chat['id']}").text
+    assert "Queued, position 2: the model is writing other replies first" in page
+    stream_url = f"/chats/{chat['id']}/messages/{turn['reply']['id']}/stream"
+    with signed_in.http.stream("GET", stream_url) as response:
+        event, data = next(sse_events(response))
+    assert event == "update" and data["position"] == 2

@@ -370,11 +370,8 @@ class FakeDbApi:
             case "GET", ["messages", message_text]:
                 self._owned_message(owner, chat_id, message_text)
                 self._interrupt_lapsed(chat_id)
-                return (
-                    200,
-                    self._public_message(self._owned_message(owner, chat_id, message_text)),
-                    {},
-                )
+                message = self._owned_message(owner, chat_id, message_text)
+                return 200, self._message_state(message), {}
             case "PUT", ["messages", message_text, "lease"]:
                 return 200, self._renew_lease(owner, chat_id, message_text, body), {}
             case "PATCH", ["messages", message_text]:
@@ -704,6 +701,16 @@ class FakeDbApi:
             db.ReplyLease,
             {"slot": job.slot, "position": None, "lease_seconds": LEASE.total_seconds()},
         )
+
+    def _message_state(self, message: _Message) -> dict[str, Any]:
+        """The message, and for a reply waiting for a slot its place in the queue."""
+        job = self.jobs.get(message.id) if message.status == "generating" else None
+        position = None
+        if job is not None and job.slot is None:
+            position = 1 + sum(
+                1 for j in self.jobs.values() if j.slot is None and j.queued < job.queued
+            )
+        return _shape(db.MessageState, {**vars(message), "queue_position": position})
 
     def _grant(self, job: _Job, slots: int) -> int | None:
         """Give a waiting job a free slot if none queued before it waits; else its place."""

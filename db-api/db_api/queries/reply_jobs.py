@@ -221,6 +221,39 @@ async def hold(
     return hold
 
 
+async def place_in_line(db: AsyncSession, *, message_id: int) -> int | None:
+    """A waiting reply's place in the queue (1: next), as `hold` counts it; None if not waiting.
+
+    A reply whose turn has just queued it may get a slot on its writer's first `hold`;
+    until then it counts as waiting.
+    """
+    queued_at = await db.scalar(
+        select(ReplyJob.queued_at).where(
+            ReplyJob.message_id == message_id, ReplyJob.slot.is_(None), _writer_is_alive()
+        )
+    )
+    if queued_at is None:
+        return None
+    return await _waiting_ahead(db, message_id=message_id, queued_at=queued_at) + 1
+
+
+async def _waiting_ahead(db: AsyncSession, *, message_id: int, queued_at: datetime) -> int:
+    """How many live replies wait for a slot ahead of this one (queued earlier)."""
+    ahead = await db.scalar(
+        select(func.count())
+        .select_from(ReplyJob)
+        .where(
+            ReplyJob.slot.is_(None),
+            _writer_is_alive(),
+            or_(
+                ReplyJob.queued_at < queued_at,
+                (ReplyJob.queued_at == queued_at) & (ReplyJob.message_id < message_id),
+            ),
+        )
+    )
+    return ahead or 0
+
+
 async def grant_if_free(db: AsyncSession, *, reply: Message, slots: int) -> int | None:
     """A slot for a reply just queued, in the caller's transaction, if it may have one now.
 
@@ -247,19 +280,7 @@ async def _grant_next(
         select(ReplyJob.slot).where(ReplyJob.slot.is_not(None), _lease_is_current())
     )
     free = sorted(set(range(slots)) - set(running))
-    ahead = await db.scalar(
-        select(func.count())
-        .select_from(ReplyJob)
-        .where(
-            ReplyJob.slot.is_(None),
-            _writer_is_alive(),
-            or_(
-                ReplyJob.queued_at < queued_at,
-                (ReplyJob.queued_at == queued_at) & (ReplyJob.message_id < message_id),
-            ),
-        )
-    )
-    waiting_ahead = ahead or 0
+    waiting_ahead = await _waiting_ahead(db, message_id=message_id, queued_at=queued_at)
     if waiting_ahead >= len(free):
         return Hold(slot=None, position=waiting_ahead + 1)
     granted = await _choose_slot(db, chat_id=chat_id, free=free)

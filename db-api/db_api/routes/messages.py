@@ -18,6 +18,7 @@ from db_api.schemas import (
     LeaseRequest,
     MessageCreate,
     MessagePublic,
+    MessageState,
     MessageUpdate,
     ReplyInOtherChat,
     ReplyLease,
@@ -108,20 +109,24 @@ async def delete_messages_after(
 @router.get(
     "/{message_id}",
     summary="Get a message",
-    description="One message of the chat, e.g. to poll a reply that is being generated.",
+    description="One message of the chat, e.g. to poll a reply that is being generated; "
+    "a reply waiting for a model slot also says its place in the queue.",
 )
 async def get_message(
     chat_id: ChatId, message_id: MessageId, user_id: CurrentUserId, db: ReadSession
-) -> MessagePublic:
+) -> MessageState:
     message = await messages.get_message(
         db, owner_id=user_id, chat_id=chat_id, message_id=message_id
     )
-    if message.status == "generating" and await reply_jobs.interrupt_lapsed_replies(
-        db, chat_id=chat_id
-    ):
+    if message.status != "generating":
+        return MessageState.model_validate(message)
+    if await reply_jobs.interrupt_lapsed_replies(db, chat_id=chat_id):
         # Its writer was gone; it is failed now (an autocommit statement: already stored).
         await db.refresh(message)
-    return MessagePublic.model_validate(message)
+        return MessageState.model_validate(message)
+    state = MessageState.model_validate(message)
+    state.queue_position = await reply_jobs.place_in_line(db, message_id=message_id)
+    return state
 
 
 @router.patch(
