@@ -405,8 +405,14 @@ class ChatPages:
         except DatabaseUnavailable as outage:
             logger.info("db-api down while showing a chat page; the page reports it")
             return self.offline(outage, chat_id=chat_id)
+        # Without script the page refreshes itself to ?refresh=N while a reply is written;
+        # once it is, the page goes back to the chat's own address.
+        refreshed = chat_id is not None and "refresh" in request.query_params
+        written = chat_url(chat_id, latest=True) if refreshed and chat_id is not None else None
         if view is not None:
             context = self.context(view.chats, view.chat)
+            if written and not context.get("generating"):
+                return see_other(written)
             if view.chat is not None and context.get("generating"):
                 context["queue_position"] = await self._place_in_line(
                     view.user.id, view.chat, known=context["queue_position"]
@@ -421,6 +427,8 @@ class ChatPages:
                 return render(request, "chat.html", context)
         elif cached is None:  # a 304 for a page never asked about: db-api would be broken
             raise ChatUiError()
+        elif written:  # unchanged since it was kept, so no reply is being written in it
+            return see_other(written)
         filled = fill(cached.html, csrf_token=csrf_token(request), request_id=uuid.uuid4())
         return HTMLResponse(filled)
 

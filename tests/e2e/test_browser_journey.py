@@ -43,8 +43,10 @@ def start_chat_and_get_reply(page: Page, base_url: str) -> str:
     replies = assistant_messages(page)
     assert len(replies) == 1
     assert replies[0], "the model's reply is empty"
-    # Without script the page came back by refreshing itself (?refresh=N).
-    return page.url.split("#")[0].split("?")[0]
+    # Without script the page refreshed itself (?refresh=N), then went back to the
+    # chat's own address once the reply was written.
+    assert "?refresh=" not in page.url, page.url
+    return page.url.split("#")[0]
 
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])

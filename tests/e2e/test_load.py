@@ -147,10 +147,11 @@ async def send(
     chat_page = await client.get(location)
     tally.record("GET chat", chat_page)
     assert chat_page.status_code == 200
-    # The send came back at once; the page refreshes itself until the reply is written.
+    # The send came back at once; the page refreshes itself until the reply is written,
+    # then goes back to the chat's own address (a redirect a browser follows).
     while refresh := SELF_REFRESH.search(chat_page.text):
         await asyncio.sleep(int(refresh.group(1)))
-        chat_page = await client.get(html.unescape(refresh.group(2)))
+        chat_page = await client.get(html.unescape(refresh.group(2)), follow_redirects=True)
         tally.record("GET chat", chat_page)
         assert chat_page.status_code == 200
     return chat_page.text

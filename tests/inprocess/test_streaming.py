@@ -149,3 +149,23 @@ def test_a_reply_queued_by_another_process_shows_its_place_in_the_queue(
     with signed_in.http.stream("GET", stream_url) as response:
         event, data = next(sse_events(response))
     assert event == "update" and data["position"] == 2
+
+
+def test_a_refreshing_page_goes_back_to_the_chats_address_once_the_reply_is_written(
+    signed_in: Browser, inprocess: InProcessApp
+) -> None:
+    inprocess.model.stream_failure = "hang"
+    chat_id = signed_in.new_chat()
+    answer = send_json(signed_in, chat_id, "Tell me a long story.").json()
+    writing = signed_in.http.get(f"/chats/{chat_id}?refresh=1", follow_redirects=False)
+    assert writing.status_code == 200
+    assert f'content="2; url=/chats/{chat_id}?refresh=2#latest"' in writing.text
+
+    assert post_json(signed_in, f"/chats/{chat_id}/stop").status_code == 204
+    read_until_done(signed_in, answer["stream_url"])
+    # Twice: the second view is answered from the page kept after the first.
+    for _ in range(2):
+        written = signed_in.http.get(f"/chats/{chat_id}?refresh=2", follow_redirects=False)
+        assert written.status_code == 303
+        assert written.headers["location"] == f"/chats/{chat_id}#latest"
+        assert signed_in.get(f"/chats/{chat_id}").status_code == 200
