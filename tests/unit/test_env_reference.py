@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic_settings import BaseSettings
 
 from chat_ui.config import Settings as ChatUiSettings
@@ -169,3 +170,30 @@ def test_compose_runs_the_model_server_with_native_modes_defaults(clean_env: Non
     for name, value in defaults.items():
         field = name.removeprefix("LLAMA_ARG_").lower()
         assert str(getattr(native, field)) == value, name
+
+
+@pytest.mark.parametrize(
+    ("service", "settings_class"), [("chat-ui", ChatUiSettings), ("db-api", DbApiSettings)]
+)
+def test_compose_gives_each_service_its_own_defaults(
+    clean_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    service: str,
+    settings_class: type[BaseSettings],
+) -> None:
+    """A `${NAME:-default}` in a service's compose environment is that service's default."""
+    environment = yaml.safe_load((REPO_ROOT / "compose.yml").read_text())["services"][service][
+        "environment"
+    ]
+    fields = {name.upper(): name for name in settings_class.model_fields}
+    compared = 0
+    for name, value in environment.items():
+        match = re.fullmatch(r"\$\{([A-Z_]+):-(.*)\}", str(value))
+        if match is None or match[1] != name or name not in fields:
+            continue
+        with monkeypatch.context() as env:
+            env.setenv(name, match[2])
+            from_compose = _field_value(settings_class(), fields[name])
+        assert from_compose == _field_value(settings_class(), fields[name]), name
+        compared += 1
+    assert compared >= 5
