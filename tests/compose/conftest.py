@@ -71,9 +71,16 @@ class ComposeStack:
         if check and result.returncode != 0:
             pytest.fail(
                 f"`{' '.join(command[2:])}` failed (exit {result.returncode}):\n"
-                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}{self._states(arguments)}"
             )
         return result
+
+    def _states(self, arguments: tuple[str, ...]) -> str:
+        """After a failed `up`: each container's state (an exit code says why it stopped)."""
+        if "up" not in arguments:
+            return ""
+        listed = self.compose("ps", "--all", "--format", "{{.Service}}: {{.Status}}", check=False)
+        return f"\ncontainers:\n{listed.stdout}(their logs: {LOGS_FILE})"
 
     def timed(self, phase: str, *arguments: str, timeout: float = 600.0) -> None:
         start = time.monotonic()
