@@ -3,7 +3,8 @@
 50 simulated users each sign up, then send 6 messages (two chats of three) with
 plain form posts: the CSRF token and the request id come from the page's form. Each
 post redirects at once to the chat page, which the user follows as it refreshes
-itself until the reply is written. Some forms are submitted twice at once. Afterwards the database must hold every message exactly once, each with one
+itself until the reply is written. Some forms are submitted twice at once.
+Afterwards the database must hold every message exactly once, each with one
 finished reply, and no request may have failed with a 5xx. Replies are capped at a
 few tokens (MAX_REPLY_TOKENS) on a dedicated chat-ui and nginx, so the run takes
 minutes on two cores. Figures go to test-artifacts/reliability/load.json.
