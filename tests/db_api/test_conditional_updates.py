@@ -65,7 +65,7 @@ def test_stop_then_late_save_is_409_with_the_current_status(
     assert late.status_code == 409
     assert late.json() == {"detail": "The message is no longer generating", "status": "stopped"}
     stored = db_api_client.get(url, headers=headers).json()
-    assert stored == stop.json()
+    assert stored == {**stop.json(), "queue_position": None}
 
 
 def test_finished_reply_cannot_be_stopped(
@@ -158,4 +158,4 @@ def test_racing_finishes_and_stops_let_exactly_one_win(db_api: DbApiServer) -> N
         if response.status_code == 409:
             assert response.json()["status"] == winner["status"]
     stored = httpx.get(url, headers=headers).json()
-    assert stored == winner
+    assert stored == {**winner, "queue_position": None}
