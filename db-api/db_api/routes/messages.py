@@ -118,14 +118,14 @@ async def get_message(
     message = await messages.get_message(
         db, owner_id=user_id, chat_id=chat_id, message_id=message_id
     )
-    if message.status != "generating":
-        return MessageState.model_validate(message)
-    if await reply_jobs.interrupt_lapsed_replies(db, chat_id=chat_id):
+    if message.status == "generating" and await reply_jobs.interrupt_lapsed_replies(
+        db, chat_id=chat_id
+    ):
         # Its writer was gone; it is failed now (an autocommit statement: already stored).
         await db.refresh(message)
-        return MessageState.model_validate(message)
     state = MessageState.model_validate(message)
-    state.queue_position = await reply_jobs.place_in_line(db, message_id=message_id)
+    if state.status == "generating":
+        state.queue_position = await reply_jobs.place_in_line(db, message_id=message_id)
     return state
 
 
